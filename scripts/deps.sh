@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Eddy needs from Debian 12 that is not already on the machine.
+# Idempotent: only missing packages are installed; nothing is installed when all are present.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev   # toolchain, libFuzzer, sanitizers
+  librdkafka-dev libuv1-dev libjansson-dev libjemalloc-dev      # broker + clients
+  librocksdb-dev libhiredis-dev libmicrohttpd-dev libcsv-dev    # event store + HTTP
+  libavro-dev libopenblas-dev liblapacke-dev                    # Avro, ALS
+  libcmocka-dev kcat python3-kafka redis-server curl            # tests: real clients and peers
+)
+if [ "${EDDY_BENCH_DEPS:-0}" = 1 ]; then PKGS+=(wrk nginx-light); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# redis-server's Debian package starts a system instance on 6379; our tests start
+# their own instances on free ports and never use it.
