@@ -1,0 +1,733 @@
+/*
+ * ALS core: solvers against a dense reference, monotone objectives, CG vs
+ * Cholesky, determinism across thread counts, id maps, duplicate reduction,
+ * splits and metrics on hand-computed cases. Randomised cases print their
+ * seed on failure (TEST_SEED overrides it).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core_err.h"
+#include "ml/als.h"
+#include "ml/als_data.h"
+#include "ml/als_eval.h"
+#include "ml/als_score.h"
+
+static uint64_t g_seed = 12345;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond))                                                                     \
+            fail_msg("%s (seed %llu)", #cond, (unsigned long long)g_seed);                \
+    } while (0)
+
+/* Random sparse ratings nu × ni with density d, values 1..5 (explicit) or
+ * counts 1..3 (implicit). Every row and column gets at least one entry. */
+static void random_obs(als_obs_t *o, int nu, int ni, double d, int implicit, uint64_t seed)
+{
+    uint64_t s = seed;
+    als_obs_init(o);
+    char a[16], b[16];
+    for (int u = 0; u < nu; u++) {
+        snprintf(a, sizeof(a), "u%d", u);
+        als_idmap_intern(&o->users, a, strlen(a));
+    }
+    for (int i = 0; i < ni; i++) {
+        snprintf(b, sizeof(b), "i%d", i);
+        als_idmap_intern(&o->items, b, strlen(b));
+    }
+    for (int u = 0; u < nu; u++)
+        for (int i = 0; i < ni; i++)
+            if (rng_unit(&s) < d || i == u % ni || u == i % nu) {
+                float v = implicit ? (float)(1 + rng_next(&s) % 3) : (float)(1 + rng_next(&s) % 5);
+                als_obs_add_ids(o, u, i, v, (int64_t)u * 1000 + i);
+            }
+}
+
+/* Gaussian elimination with partial pivoting on a dense n×n system. */
+static void dense_solve(double *A, double *b, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(A[r * n + c]) > fabs(A[piv * n + c]))
+                piv = r;
+        for (int j = 0; j < n; j++) {
+            double t = A[c * n + j];
+            A[c * n + j] = A[piv * n + j];
+            A[piv * n + j] = t;
+        }
+        double t = b[c];
+        b[c] = b[piv];
+        b[piv] = t;
+        for (int r = c + 1; r < n; r++) {
+            double f = A[r * n + c] / A[c * n + c];
+            for (int j = c; j < n; j++)
+                A[r * n + j] -= f * A[c * n + j];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int j = r + 1; j < n; j++)
+            s -= A[r * n + j] * b[j];
+        b[r] = s / A[r * n + r];
+    }
+}
+
+/* Dense matrix of a CSR (0 where absent) plus a presence mask. */
+static void densify(const als_csr_t *m, double *R, int *P)
+{
+    memset(R, 0, sizeof(double) * m->nrows * m->ncols);
+    memset(P, 0, sizeof(int) * m->nrows * m->ncols);
+    for (int r = 0; r < m->nrows; r++)
+        for (int64_t e = m->ptr[r]; e < m->ptr[r + 1]; e++) {
+            R[r * m->ncols + m->idx[e]] = m->val[e];
+            P[r * m->ncols + m->idx[e]] = 1;
+        }
+}
+
+/* Reference half-sweep straight from the definitions (no YᵀY trick, no
+ * sparse tricks): for every row, the full normal equations over ALL columns. */
+static void reference_half_sweep(const als_params_t *p, const als_csr_t *rows,
+                                 const als_factors_t *fixed, double *out /* nrows×k */)
+{
+    const int k = p->rank, nr = rows->nrows, nc = rows->ncols;
+    double *R = malloc(sizeof(double) * nr * nc);
+    int *P = malloc(sizeof(int) * nr * nc);
+    densify(rows, R, P);
+    double *A = malloc(sizeof(double) * k * k), *b = malloc(sizeof(double) * k);
+    for (int r = 0; r < nr; r++) {
+        int n = 0;
+        memset(A, 0, sizeof(double) * k * k);
+        memset(b, 0, sizeof(double) * k);
+        for (int c = 0; c < nc; c++) {
+            double conf, pref;
+            if (p->implicit) {
+                conf = P[r * nc + c] ? 1 + p->alpha * fabs(R[r * nc + c]) : 1;
+                pref = P[r * nc + c] && R[r * nc + c] > 0;
+            } else {
+                if (!P[r * nc + c])
+                    continue;
+                conf = 1;
+                pref = R[r * nc + c];
+            }
+            n += P[r * nc + c];
+            const float *y = als_row(fixed, c);
+            for (int a = 0; a < k; a++) {
+                for (int d = 0; d < k; d++)
+                    A[a * k + d] += conf * y[a] * y[d];
+                b[a] += conf * pref * y[a];
+            }
+        }
+        for (int a = 0; a < k; a++)
+            A[a * k + a] += p->lambda * n;
+        dense_solve(A, b, k);
+        memcpy(out + r * k, b, sizeof(double) * k);
+    }
+    free(A);
+    free(b);
+    free(R);
+    free(P);
+}
+
+/* Objective from its definition, dense. */
+static double reference_loss(const als_params_t *p, const als_csr_t *ui, const als_factors_t *U,
+                             const als_factors_t *V)
+{
+    const int nu = ui->nrows, ni = ui->ncols, k = p->rank;
+    double *R = malloc(sizeof(double) * nu * ni);
+    int *P = malloc(sizeof(int) * nu * ni);
+    densify(ui, R, P);
+    double loss = 0;
+    int *nu_cnt = calloc(nu, sizeof(int)), *ni_cnt = calloc(ni, sizeof(int));
+    for (int u = 0; u < nu; u++)
+        for (int i = 0; i < ni; i++) {
+            double s = 0;
+            for (int a = 0; a < k; a++)
+                s += (double)als_row(U, u)[a] * als_row(V, i)[a];
+            if (P[u * ni + i]) {
+                nu_cnt[u]++;
+                ni_cnt[i]++;
+            }
+            if (p->implicit) {
+                double c = P[u * ni + i] ? 1 + p->alpha * fabs(R[u * ni + i]) : 1;
+                double pr = P[u * ni + i] && R[u * ni + i] > 0;
+                loss += c * (pr - s) * (pr - s);
+            } else if (P[u * ni + i]) {
+                loss += (R[u * ni + i] - s) * (R[u * ni + i] - s);
+            }
+        }
+    for (int u = 0; u < nu; u++)
+        for (int a = 0; a < k; a++)
+            loss += p->lambda * nu_cnt[u] * als_row(U, u)[a] * als_row(U, u)[a];
+    for (int i = 0; i < ni; i++)
+        for (int a = 0; a < k; a++)
+            loss += p->lambda * ni_cnt[i] * als_row(V, i)[a] * als_row(V, i)[a];
+    free(R);
+    free(P);
+    free(nu_cnt);
+    free(ni_cnt);
+    return loss;
+}
+
+static void build(als_obs_t *o, als_reduce_t how, als_csr_t *ui, als_csr_t *iu)
+{
+    assert_int_equal(als_obs_build(o, how, ui, iu), 0);
+}
+
+/* ---- dense kernels ---------------------------------------------------------- */
+
+static void test_cholesky_solves_spd_systems_like_gaussian_elimination(void **state)
+{
+    (void)state;
+    uint64_t s = g_seed;
+    for (int k = 1; k <= 40; k += 3) {
+        double *M = malloc(sizeof(double) * k * k), *A = malloc(sizeof(double) * k * k);
+        double *A2 = malloc(sizeof(double) * k * k), *b = malloc(sizeof(double) * k);
+        double *b2 = malloc(sizeof(double) * k);
+        for (int j = 0; j < k * k; j++)
+            M[j] = rng_unit(&s) * 2 - 1;
+        for (int r = 0; r < k; r++)
+            for (int c = 0; c < k; c++) {
+                double t = r == c ? 0.5 : 0;
+                for (int j = 0; j < k; j++)
+                    t += M[r * k + j] * M[c * k + j];
+                A[r * k + c] = A2[r * k + c] = t;
+            }
+        for (int j = 0; j < k; j++)
+            b[j] = b2[j] = rng_unit(&s);
+        assert_int_equal(als_chol_solve(A, b, k), 0);
+        dense_solve(A2, b2, k);
+        for (int j = 0; j < k; j++)
+            CHECK(fabs(b[j] - b2[j]) <= 1e-8 * (1 + fabs(b2[j])));
+        free(M);
+        free(A);
+        free(A2);
+        free(b);
+        free(b2);
+    }
+}
+
+static void test_cholesky_reports_a_matrix_that_is_not_positive_definite(void **state)
+{
+    (void)state;
+    double A[4] = {1, 2, 2, 1}, b[2] = {1, 1};
+    assert_int_equal(als_chol_solve(A, b, 2), -1);
+}
+
+/* ---- half sweeps against the dense reference --------------------------------- */
+
+static void half_sweep_matches_reference(int implicit, als_solver_t solver)
+{
+    als_obs_t o;
+    random_obs(&o, 9, 7, 0.35, implicit, g_seed);
+    als_csr_t ui, iu;
+    build(&o, ALS_REDUCE_LATEST, &ui, &iu);
+    als_params_t p;
+    als_params_default(&p);
+    p.rank = 4;
+    p.lambda = 0.3;
+    p.alpha = 2.0;
+    p.implicit = implicit;
+    p.solver = solver;
+    p.cg_steps = p.rank * 3; /* enough for CG to converge on a 4×4 system */
+    als_factors_t U, V;
+    assert_int_equal(als_factors_init(&U, ui.nrows, p.rank), 0);
+    assert_int_equal(als_factors_init(&V, ui.ncols, p.rank), 0);
+    als_factors_randomize(&U, 1, 1);
+    als_factors_randomize(&V, 1, 2);
+    double *ref = malloc(sizeof(double) * ui.nrows * p.rank);
+    reference_half_sweep(&p, &ui, &V, ref);
+    assert_int_equal(als_half_sweep(&p, &ui, &V, &U), 0);
+    for (int u = 0; u < ui.nrows; u++)
+        for (int a = 0; a < p.rank; a++)
+            CHECK(fabs(als_row(&U, u)[a] - ref[u * p.rank + a]) <= 1e-4 * (1 + fabs(ref[u * p.rank + a])));
+    /* Padding stays zero. */
+    for (int u = 0; u < ui.nrows; u++)
+        for (int a = p.rank; a < U.stride; a++)
+            assert_true(als_row(&U, u)[a] == 0.0f);
+    free(ref);
+    als_factors_fini(&U);
+    als_factors_fini(&V);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_obs_fini(&o);
+}
+
+static void test_explicit_cholesky_half_sweep_matches_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference(0, ALS_SOLVER_CHOLESKY);
+}
+static void test_implicit_cholesky_half_sweep_matches_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference(1, ALS_SOLVER_CHOLESKY);
+}
+static void test_implicit_cg_half_sweep_converges_to_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference(1, ALS_SOLVER_CG);
+}
+static void test_explicit_cg_half_sweep_converges_to_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference(0, ALS_SOLVER_CG);
+}
+
+/* ---- objectives --------------------------------------------------------------- */
+
+static void objective_decreases(int implicit, als_solver_t solver)
+{
+    als_obs_t o;
+    random_obs(&o, 60, 45, 0.15, implicit, g_seed);
+    als_csr_t ui, iu;
+    build(&o, implicit ? ALS_REDUCE_SUM : ALS_REDUCE_LATEST, &ui, &iu);
+    als_params_t p;
+    als_params_default(&p);
+    p.rank = 6;
+    p.iterations = 12;
+    p.lambda = 0.05;
+    p.implicit = implicit;
+    p.solver = solver;
+    p.alpha = 3;
+    als_factors_t U, V;
+    double loss[12];
+    char err[128];
+    assert_int_equal(als_train(&p, &ui, &iu, &U, &V, loss, NULL, NULL, err, sizeof(err)), 0);
+    for (int it = 1; it < p.iterations; it++) {
+        if (!(loss[it] <= loss[it - 1] * (1 + 1e-6)))
+            fail_msg("iteration %d: loss %.9g > %.9g (seed %llu)", it + 1, loss[it], loss[it - 1],
+                     (unsigned long long)g_seed);
+    }
+    CHECK(loss[p.iterations - 1] < loss[0]);
+    /* The sparse objective (YᵀY trick) equals its dense definition. */
+    double ref = reference_loss(&p, &ui, &U, &V);
+    CHECK(fabs(ref - loss[p.iterations - 1]) <= 1e-6 * fabs(ref) + 1e-6);
+    als_factors_fini(&U);
+    als_factors_fini(&V);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_obs_fini(&o);
+}
+
+static void test_explicit_objective_decreases_every_iteration(void **state)
+{
+    (void)state;
+    objective_decreases(0, ALS_SOLVER_CHOLESKY);
+}
+static void test_implicit_objective_decreases_every_iteration_cholesky(void **state)
+{
+    (void)state;
+    objective_decreases(1, ALS_SOLVER_CHOLESKY);
+}
+static void test_implicit_objective_decreases_every_iteration_cg(void **state)
+{
+    (void)state;
+    objective_decreases(1, ALS_SOLVER_CG);
+}
+
+static void test_cg_training_matches_cholesky_within_tolerance(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    random_obs(&o, 80, 60, 0.1, 1, g_seed);
+    als_csr_t ui, iu;
+    build(&o, ALS_REDUCE_SUM, &ui, &iu);
+    als_params_t p;
+    als_params_default(&p);
+    p.rank = 8;
+    p.iterations = 15;
+    p.implicit = true;
+    als_factors_t U1, V1, U2, V2;
+    double l1[15], l2[15];
+    char err[128];
+    assert_int_equal(als_train(&p, &ui, &iu, &U1, &V1, l1, NULL, NULL, err, sizeof(err)), 0);
+    p.solver = ALS_SOLVER_CG;
+    p.cg_steps = 3;
+    assert_int_equal(als_train(&p, &ui, &iu, &U2, &V2, l2, NULL, NULL, err, sizeof(err)), 0);
+    /* Few warm-started CG steps per sweep end within 1% of the exact solver. */
+    CHECK(fabs(l1[14] - l2[14]) <= 0.01 * l1[14]);
+    /* And predictions agree. */
+    double diff = 0, norm = 0;
+    for (int u = 0; u < ui.nrows; u++)
+        for (int i = 0; i < ui.ncols; i++) {
+            double a = als_dot(als_row(&U1, u), als_row(&V1, i), U1.stride);
+            double b = als_dot(als_row(&U2, u), als_row(&V2, i), U2.stride);
+            diff += (a - b) * (a - b);
+            norm += a * a;
+        }
+    CHECK(sqrt(diff / norm) < 0.05);
+    als_factors_fini(&U1);
+    als_factors_fini(&V1);
+    als_factors_fini(&U2);
+    als_factors_fini(&V2);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_obs_fini(&o);
+}
+
+static void test_training_is_bit_identical_for_any_thread_count(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    /* Enough rows that the reductions span several chunks. */
+    random_obs(&o, 2600, 1300, 0.01, 1, g_seed);
+    als_csr_t ui, iu;
+    build(&o, ALS_REDUCE_SUM, &ui, &iu);
+    for (int mode = 0; mode < 3; mode++) {
+        als_params_t p;
+        als_params_default(&p);
+        p.rank = 7;
+        p.iterations = 3;
+        p.implicit = mode > 0;
+        p.solver = mode == 2 ? ALS_SOLVER_CG : ALS_SOLVER_CHOLESKY;
+        als_factors_t U[3], V[3];
+        double loss[3][3];
+        char err[128];
+        int threads[3] = {1, 2, 3};
+        for (int t = 0; t < 3; t++) {
+            p.threads = threads[t];
+            assert_int_equal(als_train(&p, &ui, &iu, &U[t], &V[t], loss[t], NULL, NULL, err,
+                                       sizeof(err)), 0);
+        }
+        for (int t = 1; t < 3; t++) {
+            assert_memory_equal(U[0].x, U[t].x, sizeof(float) * U[0].n * U[0].stride);
+            assert_memory_equal(V[0].x, V[t].x, sizeof(float) * V[0].n * V[0].stride);
+            assert_memory_equal(loss[0], loss[t], sizeof(loss[0]));
+        }
+        for (int t = 0; t < 3; t++) {
+            als_factors_fini(&U[t]);
+            als_factors_fini(&V[t]);
+        }
+    }
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_obs_fini(&o);
+}
+
+static void test_different_seeds_give_different_factors(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    random_obs(&o, 30, 20, 0.2, 0, g_seed);
+    als_csr_t ui, iu;
+    build(&o, ALS_REDUCE_LATEST, &ui, &iu);
+    als_params_t p;
+    als_params_default(&p);
+    p.rank = 4;
+    p.iterations = 2;
+    als_factors_t U1, V1, U2, V2;
+    char err[128];
+    assert_int_equal(als_train(&p, &ui, &iu, &U1, &V1, NULL, NULL, NULL, err, sizeof(err)), 0);
+    p.seed++;
+    assert_int_equal(als_train(&p, &ui, &iu, &U2, &V2, NULL, NULL, NULL, err, sizeof(err)), 0);
+    assert_memory_not_equal(U1.x, U2.x, sizeof(float) * U1.n * U1.stride);
+    als_factors_fini(&U1);
+    als_factors_fini(&V1);
+    als_factors_fini(&U2);
+    als_factors_fini(&V2);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_obs_fini(&o);
+}
+
+static void test_params_out_of_range_are_rejected(void **state)
+{
+    (void)state;
+    als_params_t p;
+    char err[128];
+    als_params_default(&p);
+    assert_int_equal(als_params_check(&p, err, sizeof(err)), 0);
+    p.rank = 0;
+    assert_int_not_equal(als_params_check(&p, err, sizeof(err)), 0);
+    als_params_default(&p);
+    p.lambda = NAN;
+    assert_int_not_equal(als_params_check(&p, err, sizeof(err)), 0);
+    als_params_default(&p);
+    p.rank = ALS_MAX_RANK + 1;
+    assert_int_not_equal(als_params_check(&p, err, sizeof(err)), 0);
+}
+
+/* ---- data --------------------------------------------------------------------- */
+
+static void test_idmap_interns_ids_densely_in_first_seen_order(void **state)
+{
+    (void)state;
+    als_idmap_t m;
+    als_idmap_init(&m);
+    char id[32];
+    for (int j = 0; j < 5000; j++) {
+        snprintf(id, sizeof(id), "id-%d", j);
+        assert_int_equal(als_idmap_intern(&m, id, strlen(id)), j);
+    }
+    for (int j = 4999; j >= 0; j--) {
+        snprintf(id, sizeof(id), "id-%d", j);
+        assert_int_equal(als_idmap_find(&m, id, strlen(id)), j);
+        assert_int_equal(als_idmap_intern(&m, id, strlen(id)), j);
+        assert_string_equal(als_idmap_name(&m, j), id);
+    }
+    assert_int_equal(als_idmap_find(&m, "nope", 4), -1);
+    /* Length is part of the key: "id-1" is not a prefix match of "id-12". */
+    assert_int_equal(als_idmap_find(&m, "id-12", 4), 1);
+    assert_int_equal(m.n, 5000);
+    char big[ALS_MAX_ID_LEN + 2];
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(als_idmap_intern(&m, big, sizeof(big)), -1);
+    als_idmap_fini(&m);
+}
+
+static void test_latest_rating_per_user_item_wins_by_event_time(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    als_obs_init(&o);
+    /* Added out of time order; the value with the largest time wins. */
+    assert_int_equal(als_obs_add(&o, "u1", 2, "a", 1, 5.0f, 300), 0);
+    assert_int_equal(als_obs_add(&o, "u1", 2, "a", 1, 1.0f, 100), 0);
+    assert_int_equal(als_obs_add(&o, "u1", 2, "b", 1, 2.0f, 100), 0);
+    assert_int_equal(als_obs_add(&o, "u2", 2, "a", 1, 4.0f, 50), 0);
+    assert_int_equal(als_obs_add(&o, "u1", 2, "a", 1, 3.0f, 200), 0);
+    /* Equal times: the one added last wins. */
+    assert_int_equal(als_obs_add(&o, "u2", 2, "b", 1, 1.0f, 70), 0);
+    assert_int_equal(als_obs_add(&o, "u2", 2, "b", 1, 2.5f, 70), 0);
+    als_csr_t ui, iu;
+    build(&o, ALS_REDUCE_LATEST, &ui, &iu);
+    assert_int_equal(ui.nrows, 2);
+    assert_int_equal(ui.ncols, 2);
+    assert_int_equal(ui.nnz, 4);
+    /* u1 (0): a(0)=5, b(1)=2; u2 (1): a=4, b=2.5 */
+    assert_int_equal(ui.idx[0], 0);
+    assert_true(ui.val[0] == 5.0f);
+    assert_true(ui.val[1] == 2.0f);
+    assert_true(ui.val[2] == 4.0f);
+    assert_true(ui.val[3] == 2.5f);
+    assert_int_equal(als_csr_validate(&ui), 0);
+    /* Transpose: item a → users 0, 1. */
+    assert_int_equal(iu.ptr[1], 2);
+    assert_int_equal(iu.idx[0], 0);
+    assert_int_equal(iu.idx[1], 1);
+    assert_true(iu.val[1] == 4.0f);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    /* Implicit weights add up. */
+    build(&o, ALS_REDUCE_SUM, &ui, &iu);
+    assert_true(ui.val[0] == 9.0f);
+    assert_true(ui.val[3] == 3.5f);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    /* Bad values are refused. */
+    assert_int_not_equal(als_obs_add(&o, "u", 1, "i", 1, NAN, 0), 0);
+    als_obs_fini(&o);
+}
+
+static void test_csr_validate_rejects_out_of_order_or_out_of_range_columns(void **state)
+{
+    (void)state;
+    int64_t ptr[3] = {0, 2, 3};
+    int32_t idx[3] = {1, 0, 2};
+    float val[3] = {1, 1, 1};
+    als_csr_t m = {2, 3, 3, ptr, idx, val};
+    assert_int_equal(als_csr_validate(&m), CORE_ERR_CORRUPT);
+    idx[0] = 0;
+    idx[1] = 1;
+    assert_int_equal(als_csr_validate(&m), 0);
+    idx[2] = 3;
+    assert_int_equal(als_csr_validate(&m), CORE_ERR_CORRUPT);
+    idx[2] = 2;
+    ptr[1] = 4;
+    assert_int_equal(als_csr_validate(&m), CORE_ERR_CORRUPT);
+}
+
+static void test_random_split_is_reproducible_and_keeps_pairs_together(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    random_obs(&o, 100, 80, 0.1, 0, g_seed);
+    size_t n0 = o.n;
+    for (size_t j = 0; j < n0; j += 3) /* duplicates of some pairs */
+        als_obs_add_ids(&o, o.u[j], o.i[j], 1.0f, 99999999);
+    uint8_t *a = calloc(o.n, 1), *b = calloc(o.n, 1);
+    als_split_mark(&o, ALS_SPLIT_RANDOM, 0.2, 7, a);
+    als_split_mark(&o, ALS_SPLIT_RANDOM, 0.2, 7, b);
+    assert_memory_equal(a, b, o.n);
+    size_t ntest = 0;
+    for (size_t j = 0; j < o.n; j++)
+        ntest += a[j];
+    CHECK(ntest > o.n * 0.12 && ntest < o.n * 0.28);
+    for (size_t j = 0; j < n0; j += 3)
+        assert_int_equal(a[j], a[n0 + j / 3]);
+    als_split_mark(&o, ALS_SPLIT_RANDOM, 0.2, 8, b);
+    assert_memory_not_equal(a, b, o.n);
+    free(a);
+    free(b);
+    als_obs_fini(&o);
+}
+
+static void test_time_split_puts_the_latest_fraction_in_test(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    als_obs_init(&o);
+    for (int j = 0; j < 10; j++)
+        als_obs_add(&o, "u", 1, "i", 1, 1.0f, (int64_t)(9 - j) * 10);
+    uint8_t sel[10];
+    als_split_mark(&o, ALS_SPLIT_TIME, 0.3, 0, sel);
+    /* Times 90, 80, 70 are the first three added. */
+    for (int j = 0; j < 10; j++)
+        assert_int_equal(sel[j], j < 3);
+    als_obs_fini(&o);
+}
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void test_ranking_metrics_match_hand_computed_values(void **state)
+{
+    (void)state;
+    int32_t ranked[5] = {1, 2, 3, 4, 5}, rel[3] = {2, 5, 9};
+    double p, r, ap, ndcg;
+    als_rank_one(ranked, 5, rel, 3, 5, &p, &r, &ap, &ndcg);
+    /* hits at positions 2 and 5 */
+    assert_true(fabs(p - 0.4) < 1e-12);
+    assert_true(fabs(r - 2.0 / 3) < 1e-12);
+    assert_true(fabs(ap - (0.5 + 0.4) / 3) < 1e-12);
+    double dcg = 1 / log2(3.0) + 1 / log2(6.0), idcg = 1 + 1 / log2(3.0) + 0.5;
+    assert_true(fabs(ndcg - dcg / idcg) < 1e-12);
+    /* Perfect list. */
+    int32_t best[2] = {2, 5};
+    als_rank_one(best, 2, rel, 3, 2, &p, &r, &ap, &ndcg);
+    assert_true(p == 1.0 && fabs(ap - 1.0) < 1e-12 && fabs(ndcg - 1.0) < 1e-12);
+    assert_true(fabs(r - 2.0 / 3) < 1e-12);
+    /* No hits. */
+    int32_t none[2] = {7, 8};
+    als_rank_one(none, 2, rel, 3, 2, &p, &r, &ap, &ndcg);
+    assert_true(p == 0 && r == 0 && ap == 0 && ndcg == 0);
+}
+
+static void test_rating_metrics_skip_cold_pairs_and_match_hand_values(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    als_obs_init(&o);
+    als_obs_add(&o, "u0", 2, "i0", 2, 3.0f, 0); /* train */
+    als_obs_add(&o, "u1", 2, "i1", 2, 2.0f, 0); /* train */
+    als_obs_add(&o, "u0", 2, "i1", 2, 4.0f, 1); /* test */
+    als_obs_add(&o, "u1", 2, "i0", 2, 1.0f, 1); /* test */
+    als_obs_add(&o, "u2", 2, "i0", 2, 5.0f, 1); /* test, cold user */
+    uint8_t sel[5] = {0, 0, 1, 1, 1};
+    als_csr_t tr_ui, tr_iu, te_ui;
+    assert_int_equal(als_obs_build_sel(&o, ALS_REDUCE_LATEST, sel, 0, &tr_ui, &tr_iu), 0);
+    assert_int_equal(als_obs_build_sel(&o, ALS_REDUCE_LATEST, sel, 1, &te_ui, NULL), 0);
+    als_factors_t U, V;
+    als_factors_init(&U, 3, 1);
+    als_factors_init(&V, 2, 1);
+    U.x[0] = 1;
+    U.x[U.stride] = 2;
+    V.x[0] = 1.5f;
+    V.x[V.stride] = 1;
+    /* predictions: (u0,i1) = 1 vs 4 → err 3; (u1,i0) = 3 vs 1 → err 2 */
+    als_rating_metrics_t m;
+    als_eval_rating(&tr_ui, &tr_iu, &te_ui, &U, &V, &m);
+    assert_int_equal(m.n, 2);
+    assert_int_equal(m.skipped, 1);
+    assert_true(fabs(m.rmse - sqrt((9 + 4) / 2.0)) < 1e-9);
+    assert_true(fabs(m.mae - 2.5) < 1e-9);
+    als_factors_fini(&U);
+    als_factors_fini(&V);
+    als_csr_fini(&tr_ui);
+    als_csr_fini(&tr_iu);
+    als_csr_fini(&te_ui);
+    als_obs_fini(&o);
+}
+
+static void test_topk_keeps_the_best_k_in_order_with_index_tie_break(void **state)
+{
+    (void)state;
+    als_scored_t st[4];
+    als_topk_t t;
+    als_topk_init(&t, st, 4);
+    float s[10] = {0.5f, 2, 9, 1, 2, 7, -1, 9, 3, 0};
+    for (int i = 0; i < 10; i++)
+        als_topk_push(&t, i, s[i]);
+    als_topk_sort(&t);
+    assert_int_equal(t.n, 4);
+    int want[4] = {2, 7, 5, 8};
+    for (int j = 0; j < 4; j++)
+        assert_int_equal(t.h[j].item, want[j]);
+}
+
+static void test_score_all_matches_scalar_dot_products(void **state)
+{
+    (void)state;
+    uint64_t s = g_seed;
+    als_factors_t V;
+    assert_int_equal(als_factors_init(&V, 1001, 50), 0);
+    als_factors_randomize(&V, 3, 2);
+    float *x = aligned_alloc(64, sizeof(float) * V.stride), *out = malloc(sizeof(float) * 1001);
+    memset(x, 0, sizeof(float) * V.stride);
+    for (int a = 0; a < 50; a++)
+        x[a] = (float)(rng_unit(&s) - 0.5);
+    als_score_all(x, &V, out);
+    for (int i = 0; i < 1001; i++) {
+        double ref = 0;
+        for (int a = 0; a < 50; a++)
+            ref += (double)x[a] * als_row(&V, i)[a];
+        CHECK(fabs(out[i] - ref) < 1e-5);
+    }
+    free(x);
+    free(out);
+    als_factors_fini(&V);
+}
+
+int main(void)
+{
+    const char *seed = getenv("TEST_SEED");
+    if (seed)
+        g_seed = strtoull(seed, NULL, 10);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cholesky_solves_spd_systems_like_gaussian_elimination),
+        cmocka_unit_test(test_cholesky_reports_a_matrix_that_is_not_positive_definite),
+        cmocka_unit_test(test_explicit_cholesky_half_sweep_matches_dense_reference),
+        cmocka_unit_test(test_implicit_cholesky_half_sweep_matches_dense_reference),
+        cmocka_unit_test(test_implicit_cg_half_sweep_converges_to_dense_reference),
+        cmocka_unit_test(test_explicit_cg_half_sweep_converges_to_dense_reference),
+        cmocka_unit_test(test_explicit_objective_decreases_every_iteration),
+        cmocka_unit_test(test_implicit_objective_decreases_every_iteration_cholesky),
+        cmocka_unit_test(test_implicit_objective_decreases_every_iteration_cg),
+        cmocka_unit_test(test_cg_training_matches_cholesky_within_tolerance),
+        cmocka_unit_test(test_training_is_bit_identical_for_any_thread_count),
+        cmocka_unit_test(test_different_seeds_give_different_factors),
+        cmocka_unit_test(test_params_out_of_range_are_rejected),
+        cmocka_unit_test(test_idmap_interns_ids_densely_in_first_seen_order),
+        cmocka_unit_test(test_latest_rating_per_user_item_wins_by_event_time),
+        cmocka_unit_test(test_csr_validate_rejects_out_of_order_or_out_of_range_columns),
+        cmocka_unit_test(test_random_split_is_reproducible_and_keeps_pairs_together),
+        cmocka_unit_test(test_time_split_puts_the_latest_fraction_in_test),
+        cmocka_unit_test(test_ranking_metrics_match_hand_computed_values),
+        cmocka_unit_test(test_rating_metrics_skip_cold_pairs_and_match_hand_values),
+        cmocka_unit_test(test_topk_keeps_the_best_k_in_order_with_index_tie_break),
+        cmocka_unit_test(test_score_all_matches_scalar_dot_products),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
