@@ -1,26 +1,98 @@
 /*
  * broker_log — one partition's durable commit log.
  *
- * (Interface fixed first so the protocol layer and the log can be built in
- * parallel; the implementer completes this comment with the on-disk format.)
- *
- * Layout: DIR/<topic>-<partition>/ holds segments named by base offset
- * (%020lld.log), each with a sparse offset index (.index) and a time index
- * (.timeindex), plus leader-epoch-checkpoint. The active segment is the last.
- *
  * Records are Kafka RecordBatch v2 blobs stored exactly as the producer sent
  * them; append rewrites only baseOffset and partitionLeaderEpoch (both outside
- * the CRC-32C), so no recompression or CRC recomputation happens.
+ * the CRC-32C), so no recompression or CRC recomputation happens, and Fetch
+ * can send the file bytes as they are (sendfile).
  *
  * Offsets: log start offset (LSO_start) <= high watermark (HW) <= log end
  * offset (LEO). On a single node HW == LEO after every append; they are kept
  * apart for replication. `flushed` is the offset below which everything is
  * fsynced (acks=all answers only when its batch is below `flushed`).
  *
- * Threads: every function is called on the broker's loop thread, except
- * broker_log_flush (any thread; serialised internally) and the slice
- * keep/release pair (any thread). Segment files stay open while a slice
- * refers to them, even if retention deletes the segment meanwhile.
+ * ---- On-disk format ---------------------------------------------------------
+ * DIR/<topic>-<partition>/ (the broker_topic layer passes DIR/topics/T/P):
+ *
+ *   00000000000000000000.log        segment: batches back to back, nothing else
+ *   00000000000000000000.index      sparse offset index of that segment
+ *   00000000000000000000.timeindex  sparse time index of that segment
+ *   00000000000000001234.log ...    next segment; base offset in the name (%020lld)
+ *   leader-epoch-checkpoint         text: "0\n" N "\n" then N lines "EPOCH START_OFFSET\n"
+ *   clean-shutdown                  empty; present only between close and open
+ *
+ * .log: RecordBatch v2 (kafka-protocol.md §4.1), each one 12 + batchLength
+ *   bytes, big-endian: baseOffset i64 | batchLength i32 | partitionLeaderEpoch
+ *   i32 | magic i8 = 2 | crc u32 = CRC-32C of [21, end) | attributes i16 |
+ *   lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 | producerId i64
+ *   | producerEpoch i16 | baseSequence i32 | recordsCount i32 | records.
+ *   The first batch's baseOffset equals the file's base offset, and each next
+ *   batch starts at the previous baseOffset + lastOffsetDelta + 1, so a batch
+ *   is valid only where it is expected: stale bytes from an older file, or a
+ *   batch copied to the wrong place, fail validation even with a good CRC.
+ *   A segment spans < 2^31 bytes and < 2^31 offsets (roll happens first).
+ *   Validity of a batch (append and recovery use one function,
+ *   broker_log__batch_check): batchLength >= 49 (so a run of zero bytes is
+ *   never a batch: its length is 0), magic 2, the whole batch present, CRC-32C
+ *   matches, recordsCount == lastOffsetDelta + 1 >= 1.
+ * .index: 8-byte entries, u32 BE (batch baseOffset - segment base) | u32 BE
+ *   file position of that batch. One entry for a batch that starts after at
+ *   least index_interval_bytes since the previous entry (the first batch of a
+ *   segment gets none: position 0 is implied). Strictly increasing in both.
+ * .timeindex: 12-byte entries, i64 BE T | u32 BE relative offset O: T is the
+ *   largest batch maxTimestamp in the segment up to and including batch O,
+ *   and batch O is where T was first reached. Written together with an
+ *   .index entry when T grew, plus one final entry when the segment stops
+ *   being active, so the last entry of a rolled segment is its max timestamp.
+ * Indexes are read with pread (binary search; the page cache holds the hot
+ * parts), never mmapped or kept in memory, so memory does not grow with the
+ * data retained. They are derived data: recovery rebuilds them from the log.
+ *
+ * ---- Crash-safety invariants ---------------------------------------------------
+ * 1. A batch is written with one pwrite, after every batch of the request was
+ *    validated; on a write error the file is cut back to its previous size and
+ *    the log turns read-only (sticky CORE_ERR_IO, as after a failed fsync,
+ *    since the kernel may have dropped the dirty pages: never retried).
+ * 2. `flushed` only moves after an fdatasync of the segment that held LEO
+ *    when the flush began returned success; acks=all waits for it.
+ * 3. Every segment but the last is fully fsynced (data and both indexes)
+ *    before the next segment file is created, and the directory is fsynced
+ *    after the creation. So a torn or short batch can only be in the last
+ *    segment; anywhere else it is corruption: open fails with
+ *    CORE_ERR_CORRUPT naming the file and position, and repairs nothing.
+ * 4. Index entries are written after the data they point at. They are not
+ *    synced with it, so after a crash they may be short, or point past the
+ *    log; recovery rebuilds the indexes of every segment it scans, and checks
+ *    the last entries of those it does not.
+ * 5. Recovery at open scans the last segment (all segments when the
+ *    clean-shutdown marker is missing) forward, validating every batch, stops
+ *    at the first invalid one, truncates the last segment there (logging the
+ *    bytes cut) and fsyncs it before the first append, so `flushed` starts at
+ *    LEO and nothing after a torn batch is ever served.
+ * 6. clean-shutdown is created (and the directory fsynced) only after the
+ *    active segment and its indexes were fsynced; open deletes it (and fsyncs
+ *    the directory) before returning, so a later crash is seen as unclean.
+ * 7. leader-epoch-checkpoint and every other small file are replaced by
+ *    temp file + fsync + rename + fsync(dir); a torn one is never visible.
+ *    Entries starting past the recovered LEO are dropped at open.
+ * 8. Retention removes a segment from the in-memory list before unlinking
+ *    (.log first, then indexes; an index without its .log is removed at
+ *    open). It deletes whole segments only, oldest first, never the active
+ *    one, so the remaining segments stay contiguous and the log start offset
+ *    (the first segment's base) is persistent without a file of its own.
+ *
+ * ---- Threads and ownership -----------------------------------------------------
+ * Every function is called on the broker's loop thread, except
+ * broker_log_flush (any thread; serialised internally) and
+ * broker_log_slice_release (any thread). Segments are refcounted: the log
+ * holds one reference while a segment is listed, each slice and a running
+ * flush hold one more, so a segment file stays open (and readable, via the
+ * slice's fd) after retention deleted it, until the last slice is released.
+ * Appends on the loop thread and a flush on a worker may run at once: the
+ * flush takes a (LEO, active segment) snapshot under an internal mutex, and
+ * rolled segments were already synced (invariant 3). broker_log_close and
+ * broker_log_destroy must not race a flush. Append and read may block on
+ * disk I/O (page-cache writes; a roll fsyncs the old segment).
  */
 #ifndef EDDY_BROKER_LOG_H
 #define EDDY_BROKER_LOG_H
