@@ -965,7 +965,7 @@ out:
     return rc;
 }
 
-static void log_free(broker_log_t *log)
+void broker_log__free(broker_log_t *log)
 {
     for (int i = 0; i < log->nsegs; i++)
         seg_release(log->segs[i]);
@@ -1031,7 +1031,7 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
     *logp = log;
     return 0;
 fail:
-    log_free(log);
+    broker_log__free(log);
     return rc;
 }
 
@@ -1059,7 +1059,7 @@ void broker_log_close(broker_log_t *log)
             }
         }
     }
-    log_free(log);
+    broker_log__free(log);
 }
 
 /* ---- append ---------------------------------------------------------------- */
@@ -1376,7 +1376,7 @@ int broker_log_housekeep(broker_log_t *log, int64_t now_ms)
 int broker_log_destroy(broker_log_t *log)
 {
     char *dir = core_xstrdup(log->dir);
-    log_free(log);
+    broker_log__free(log);
     int rc = 0;
     DIR *d = opendir(dir);
     if (d) {

@@ -78,4 +78,10 @@ void broker_log__hdr_decode(const uint8_t *p, broker_batch_hdr_t *h);
 int broker_log__batch_check(const uint8_t *p, size_t avail, int64_t max_bytes, size_t *total,
                             const char **why);
 
+struct broker_log;
+/* Frees the log and closes its files without syncing or writing the
+ * clean-shutdown marker (topic deletion, after its directory was renamed).
+ * Slices keep their segments. Loop thread; must not race a flush. */
+void broker_log__free(struct broker_log *log);
+
 #endif

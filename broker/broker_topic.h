@@ -2,20 +2,40 @@
  * broker_topic — the broker's topic registry: names, partition counts,
  * per-topic configs, and each partition's broker_log.
  *
- * (Interface fixed first; the implementer completes this comment.)
+ * Persistence: DIR/topics/<name>/topic.properties holds the topic id, the
+ * partition count and the configs set explicitly:
+ *     # eddy topic metadata; written by the broker
+ *     id=<32 hex digits: random v4 UUID>
+ *     partitions=<N>
+ *     <config key>=<value>            (one line per explicit config)
+ * Partition logs live in DIR/topics/<name>/<partition>/ (see broker_log.h).
  *
- * Persistence: DIR/topics/<name>/topic.properties holds the partition count
- * and configs, written via temp file + fsync + rename + fsync(dir). Partition
- * logs live in DIR/topics/<name>/<partition>/ (see broker_log.h). A topic
- * being deleted is renamed to DIR/topics/.deleted-<name>-<ts> first, so a crash
- * mid-delete never leaves a half topic visible.
+ * Crash safety: a topic is built as DIR/topics/.creating-<name>/ (partition
+ * dirs + topic.properties written via temp file + fsync + rename +
+ * fsync(dir)), then renamed to its name and DIR/topics fsynced: a crash
+ * leaves nothing visible or a whole topic. A topic being deleted is renamed to
+ * DIR/topics/.deleted-<name>-<ms> first (and DIR/topics fsynced), then removed.
+ * Open removes every hidden leftover, so a crash mid-create or mid-delete
+ * never leaves a half topic visible. A damaged topic.properties or partition
+ * log makes open fail with a message naming the file (nothing is repaired
+ * silently except a torn tail of an active segment, see broker_log.h).
  *
- * Topic configs (Kafka names): retention.ms, retention.bytes, segment.bytes,
- * segment.ms, max.message.bytes, cleanup.policy (only "delete" for now).
- * Unknown or invalid config -> CORE_ERR_INVAL with a message (-> INVALID_CONFIG).
- * Names: 1..249 chars of [a-zA-Z0-9._-], not "." or ".." (-> INVALID_TOPIC_EXCEPTION).
+ * Topic configs (Kafka names): retention.ms (>= -1), retention.bytes (>= -1),
+ * segment.bytes (14 .. 2^31-1), segment.ms (>= 1), max.message.bytes
+ * (0 .. 2^31-1), cleanup.policy (only "delete" for now). Unset configs take
+ * the broker defaults given to broker_topics_open. Unknown, duplicate or
+ * invalid config -> CORE_ERR_INVAL with a message naming it (-> INVALID_CONFIG).
+ * Names: 1..249 chars of [a-zA-Z0-9._-], not "." or ".."; a name equal to an
+ * existing one up to '.' vs '_' is refused, as in Kafka
+ * (-> INVALID_TOPIC_EXCEPTION). Partitions: 1..10000 (-> INVALID_PARTITIONS).
  *
- * Threads: loop thread only.
+ * Leader epochs: on a single node this broker leads every partition; a
+ * partition without a leader epoch gets epoch 0 when opened or created.
+ *
+ * Threads: loop thread only. Ownership: the registry owns topics and their
+ * logs; broker_topic_t pointers are borrowed until the topic is deleted or
+ * the registry closed. Deleting a topic frees its logs without syncing (the
+ * files are going away); slices already handed out stay readable.
  */
 #ifndef EDDY_BROKER_TOPIC_H
 #define EDDY_BROKER_TOPIC_H
