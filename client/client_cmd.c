@@ -1,0 +1,414 @@
+/*
+ * client_cmd — `eddy topics`, `eddy produce`, `eddy consume`: settings
+ * tables (core_conf) and exit codes around client.h.
+ *
+ * Exit codes (all three commands): 0 success; 1 the operation failed (broker
+ * error, unreachable broker, a record not delivered, unknown topic); 2 bad
+ * usage (unknown flag, missing --topic, bad value).
+ */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "client/client.h"
+#include "core/core_conf.h"
+#include "core/core_err.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+/* Set by SIGINT/SIGTERM; the stream loops poll it and finish cleanly
+ * (produce: wait for outstanding delivery reports; consume: close). */
+static volatile sig_atomic_t client_stop;
+
+static void on_signal(int sig)
+{
+    client_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read(2) returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Parses argv with opts into target. Returns -1 to continue, else the exit
+ * status to return (0 after --help, 2 after a usage error). */
+static int parse_or_exit(const core_opt_t *opts, void *target, int argc, char **argv, char **pos,
+                         int *npos, const char *usage, const char *summary)
+{
+    char err[256];
+    bool help = false;
+    if (core_conf_defaults(opts, target, err, sizeof err) ||
+        core_conf_parse_args(opts, target, argc, argv, pos, npos, &help, err, sizeof err)) {
+        fprintf(stderr, "eddy: %s\n(see %s --help)\n", err, usage);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        core_conf_usage(stdout, usage, summary, opts);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- eddy topics ------------------------------------------------------------- */
+
+typedef struct topics_args {
+    char *broker;
+    core_strlist_t property;
+    int64_t timeout_ms;
+    int64_t partitions;
+    int64_t replication_factor;
+    core_strlist_t config;
+} topics_args_t;
+
+#define TOPICS_COMMON_OPTS                                                                     \
+    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",              \
+     offsetof(topics_args_t, broker)},                                                         \
+        {"timeout", CORE_OPT_DURATION, "30s", "give up after this long",                       \
+         offsetof(topics_args_t, timeout_ms)},                                                 \
+        {"property", CORE_OPT_LIST, NULL,                                                      \
+         "librdkafka setting key=value, e.g. security.protocol=ssl",              \
+         offsetof(topics_args_t, property)}
+
+static const core_opt_t topics_create_opts[] = {
+    {"partitions", CORE_OPT_INT, "1", "number of partitions", offsetof(topics_args_t, partitions)},
+    {"replication-factor", CORE_OPT_INT, "1", "replicas per partition (a single eddy broker: 1)",
+     offsetof(topics_args_t, replication_factor)},
+    {"config", CORE_OPT_LIST, NULL,
+     "topic config key=value: retention.ms, retention.bytes, segment.bytes, "
+     "segment.ms, max.message.bytes, cleanup.policy",
+     offsetof(topics_args_t, config)},
+    TOPICS_COMMON_OPTS,
+    CORE_OPT_END,
+};
+static const core_opt_t topics_plain_opts[] = {TOPICS_COMMON_OPTS, CORE_OPT_END};
+
+static void topics_usage(FILE *out)
+{
+    fprintf(out, "usage: eddy topics SUBCOMMAND [OPTIONS]\n\n"
+                 "Administers topics on any Kafka-protocol broker (Admin API).\n\n"
+                 "subcommands:\n"
+                 "  create NAME [--partitions N] [--replication-factor 1] [--config k=v]...\n"
+                 "  list                 topic names, one per line\n"
+                 "  describe NAME        partitions, leaders, earliest/latest offsets, configs\n"
+                 "  delete NAME\n\n"
+                 "Every subcommand takes --broker HOST:PORT (default %s), --timeout and\n"
+                 "--property; run `eddy topics SUBCOMMAND --help` for details.\n"
+                 "Exit status: 0 ok, 1 the broker refused or could not be reached, 2 usage.\n",
+            CLIENT_DEFAULT_BROKER);
+}
+
+int cmd_topics(int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+        !strcmp(argv[0], "help")) {
+        topics_usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? EXIT_USAGE : 0;
+    }
+    const char *sub = argv[0];
+    int is_create = !strcmp(sub, "create"), is_list = !strcmp(sub, "list");
+    int is_describe = !strcmp(sub, "describe"), is_delete = !strcmp(sub, "delete");
+    if (!is_create && !is_list && !is_describe && !is_delete) {
+        fprintf(stderr, "eddy topics: unknown subcommand '%s'\n\n", sub);
+        topics_usage(stderr);
+        return EXIT_USAGE;
+    }
+    char usage[128];
+    snprintf(usage, sizeof usage, "eddy topics %s%s [OPTIONS]", sub, is_list ? "" : " NAME");
+    const core_opt_t *opts = is_create ? topics_create_opts : topics_plain_opts;
+    static const char *const summaries[] = {
+        "Creates a topic.", "Lists topic names.",
+        "Shows a topic's partitions, leaders, earliest/latest offsets and configs.",
+        "Deletes a topic and its data."};
+    const char *summary = summaries[is_create ? 0 : is_list ? 1 : is_describe ? 2 : 3];
+
+    topics_args_t a;
+    memset(&a, 0, sizeof a);
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0, rc = parse_or_exit(opts, &a, argc - 1, argv + 1, pos, &npos, usage, summary);
+    if (rc >= 0)
+        goto out;
+    rc = EXIT_USAGE;
+    if (npos != (is_list ? 0 : 1)) {
+        fprintf(stderr, "eddy: usage: %s\n", usage);
+        goto out;
+    }
+    if (a.timeout_ms <= 0 || a.timeout_ms > INT32_MAX) {
+        fprintf(stderr, "eddy: --timeout must be positive\n");
+        goto out;
+    }
+    if (is_create && (a.partitions < 1 || a.partitions > 100000)) {
+        fprintf(stderr, "eddy: --partitions must be between 1 and 100000\n");
+        goto out;
+    }
+    if (is_create && (a.replication_factor < 1 || a.replication_factor > 32767)) {
+        fprintf(stderr, "eddy: --replication-factor must be at least 1\n");
+        goto out;
+    }
+
+    char err[1024];
+    int r, timeout = (int)a.timeout_ms;
+    if (is_create) {
+        client_topic_spec_t spec = {.name = pos[0],
+                                    .partitions = (int32_t)a.partitions,
+                                    .replication_factor = (int32_t)a.replication_factor,
+                                    .configs = &a.config};
+        r = client_topic_create(a.broker, &a.property, &spec, timeout, err, sizeof err);
+        if (!r)
+            fprintf(stderr, "created topic '%s' with %d partition(s)\n", pos[0],
+                    (int)a.partitions);
+    } else if (is_list) {
+        r = client_topic_list(a.broker, &a.property, stdout, timeout, err, sizeof err);
+    } else if (is_describe) {
+        r = client_topic_describe(a.broker, &a.property, pos[0], stdout, timeout, err,
+                                  sizeof err);
+    } else {
+        r = client_topic_delete(a.broker, &a.property, pos[0], timeout, err, sizeof err);
+        if (!r)
+            fprintf(stderr, "deleted topic '%s'\n", pos[0]);
+    }
+    if (r)
+        fprintf(stderr, "eddy topics %s: %s\n", sub, err);
+    rc = r ? EXIT_FAIL : 0;
+out:
+    free(pos);
+    core_conf_free(opts, &a);
+    return rc;
+}
+
+/* ---- eddy produce ------------------------------------------------------------ */
+
+typedef struct produce_args {
+    char *broker;
+    char *topic;
+    char *acks;
+    char *key_separator;
+    int64_t partition;
+    core_strlist_t header;
+    core_strlist_t property;
+    int64_t delivery_timeout_ms;
+    bool quiet;
+} produce_args_t;
+
+static const core_opt_t produce_opts[] = {
+    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",
+     offsetof(produce_args_t, broker)},
+    {"topic", CORE_OPT_STR, NULL, "topic to write to (required)", offsetof(produce_args_t, topic)},
+    {"acks", CORE_OPT_STR, "all",
+     "0 (no answer), 1 (leader appended it), all (on disk: fsynced on a single eddy broker)",
+     offsetof(produce_args_t, acks)},
+    {"key-separator", CORE_OPT_STR, NULL,
+     "split each line at the first occurrence of this text: key before, value after "
+     "(lines without it get no key)",
+     offsetof(produce_args_t, key_separator)},
+    {"partition", CORE_OPT_INT, "-1",
+     "write every record to this partition (-1: by key, librdkafka's consistent_random: "
+     "crc32(key) % partitions, random for records without a key)",
+     offsetof(produce_args_t, partition)},
+    {"header", CORE_OPT_LIST, NULL, "header key=value added to every record",
+     offsetof(produce_args_t, header)},
+    {"property", CORE_OPT_LIST, NULL,
+     "librdkafka setting key=value, e.g. linger.ms=50 or compression.codec=lz4",
+     offsetof(produce_args_t, property)},
+    {"delivery-timeout", CORE_OPT_DURATION, "30s",
+     "a record not acknowledged within this time counts as failed",
+     offsetof(produce_args_t, delivery_timeout_ms)},
+    {"quiet", CORE_OPT_BOOL, NULL, "no summary line on stderr (failures are still reported)",
+     offsetof(produce_args_t, quiet)},
+    CORE_OPT_END,
+};
+
+int cmd_produce(int argc, char **argv)
+{
+    produce_args_t a;
+    memset(&a, 0, sizeof a);
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    int rc = parse_or_exit(produce_opts, &a, argc, argv, pos, &npos,
+                           "eddy produce --topic T [OPTIONS] < records",
+                           "Writes stdin to a topic, one record per line ('\\n' ends a record "
+                           "and is not part of it;\nempty lines are skipped). Exit status 1 if "
+                           "any record was not acknowledged.");
+    if (rc >= 0)
+        goto out;
+    rc = EXIT_USAGE;
+    if (npos) {
+        fprintf(stderr, "eddy produce: unexpected argument '%s' (records come from stdin)\n",
+                pos[0]);
+        goto out;
+    }
+    if (!a.topic || !*a.topic) {
+        fprintf(stderr, "eddy produce: --topic is required\n");
+        goto out;
+    }
+    if (a.partition < -1 || a.partition > INT32_MAX) {
+        fprintf(stderr, "eddy produce: --partition must be >= 0\n");
+        goto out;
+    }
+    if (a.delivery_timeout_ms <= 0 || a.delivery_timeout_ms > INT32_MAX) {
+        fprintf(stderr, "eddy produce: --delivery-timeout must be positive\n");
+        goto out;
+    }
+    install_signals();
+    client_produce_opts_t o = {.brokers = a.broker,
+                               .topic = a.topic,
+                               .acks = a.acks,
+                               .key_separator = a.key_separator,
+                               .partition = (int32_t)a.partition,
+                               .headers = &a.header,
+                               .props = &a.property,
+                               .delivery_timeout_ms = a.delivery_timeout_ms,
+                               .stop = &client_stop};
+    client_produce_stats_t st;
+    char err[1024];
+    int r = client_produce_stream(&o, stdin, &st, err, sizeof err);
+    if (r) {
+        fprintf(stderr, "eddy produce: %s\n", err);
+        rc = r == CORE_ERR_INVAL ? EXIT_USAGE : EXIT_FAIL;
+        if (st.lines == 0)
+            goto out;
+    } else {
+        rc = st.failed ? EXIT_FAIL : 0;
+    }
+    if (!a.quiet || st.failed) {
+        double rate = st.seconds > 0 ? (double)st.delivered / st.seconds : 0;
+        fprintf(stderr,
+                "eddy produce: %lld record(s) delivered to '%s', %lld failed, %.1f MB, %.2f s "
+                "(%.0f records/s)",
+                (long long)st.delivered, a.topic, (long long)st.failed, (double)st.bytes / 1e6,
+                st.seconds, rate);
+        if (st.skipped_empty)
+            fprintf(stderr, "; %lld empty line(s) skipped", (long long)st.skipped_empty);
+        if (st.no_key)
+            fprintf(stderr, "; %lld line(s) without the key separator (no key)",
+                    (long long)st.no_key);
+        fputc('\n', stderr);
+    }
+    if (st.failed)
+        fprintf(stderr, "eddy produce: first failure: %s\n", st.first_error);
+out:
+    free(pos);
+    core_conf_free(produce_opts, &a);
+    return rc;
+}
+
+/* ---- eddy consume ------------------------------------------------------------ */
+
+typedef struct consume_args {
+    char *broker;
+    char *topic;
+    char *group;
+    bool from_beginning;
+    int64_t max_messages;
+    bool json;
+    int64_t partition;
+    char *offset;
+    bool exit_at_end;
+    char *key_separator;
+    core_strlist_t property;
+    bool quiet;
+} consume_args_t;
+
+static const core_opt_t consume_opts[] = {
+    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",
+     offsetof(consume_args_t, broker)},
+    {"topic", CORE_OPT_STR, NULL, "topic to read (required)", offsetof(consume_args_t, topic)},
+    {"group", CORE_OPT_STR, NULL,
+     "join this consumer group (subscribe, committed offsets). Without it: no group at all, "
+     "every partition is read by this process alone and nothing is committed",
+     offsetof(consume_args_t, group)},
+    {"from-beginning", CORE_OPT_BOOL, NULL,
+     "start at the earliest offset (default: only new records; with --group: when the group "
+     "has no committed offset)",
+     offsetof(consume_args_t, from_beginning)},
+    {"max-messages", CORE_OPT_INT, "0", "exit after this many records (0: no limit)",
+     offsetof(consume_args_t, max_messages)},
+    {"exit-at-end", CORE_OPT_BOOL, NULL,
+     "exit once every partition has been read up to its end (like kcat -e)",
+     offsetof(consume_args_t, exit_at_end)},
+    {"json", CORE_OPT_BOOL, NULL,
+     "one JSON object per line: topic, partition, offset, timestamp, timestamp_type, key, value, "
+     "headers ([[name, value], ...]). Bytes that are not UTF-8 appear as \\udcXX (Python's "
+     "surrogateescape); null key/value as null",
+     offsetof(consume_args_t, json)},
+    {"partition", CORE_OPT_INT, "-1", "read only this partition (no --group)",
+     offsetof(consume_args_t, partition)},
+    {"offset", CORE_OPT_STR, NULL,
+     "start offset (no --group): beginning, end, N, or -N for the last N records of each "
+     "partition",
+     offsetof(consume_args_t, offset)},
+    {"key-separator", CORE_OPT_STR, NULL, "text mode: print KEY<separator>VALUE",
+     offsetof(consume_args_t, key_separator)},
+    {"property", CORE_OPT_LIST, NULL, "librdkafka setting key=value",
+     offsetof(consume_args_t, property)},
+    {"quiet", CORE_OPT_BOOL, NULL, "no summary line on stderr at exit",
+     offsetof(consume_args_t, quiet)},
+    CORE_OPT_END,
+};
+
+int cmd_consume(int argc, char **argv)
+{
+    consume_args_t a;
+    memset(&a, 0, sizeof a);
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    int rc = parse_or_exit(consume_opts, &a, argc, argv, pos, &npos,
+                           "eddy consume --topic T [OPTIONS]",
+                           "Prints a topic's records to stdout, one per line (the value; or "
+                           "JSON with --json).\nRuns until --max-messages, --exit-at-end or "
+                           "SIGINT/SIGTERM. Never joins a group unless --group is given.");
+    if (rc >= 0)
+        goto out;
+    rc = EXIT_USAGE;
+    if (npos) {
+        fprintf(stderr, "eddy consume: unexpected argument '%s'\n", pos[0]);
+        goto out;
+    }
+    if (!a.topic || !*a.topic) {
+        fprintf(stderr, "eddy consume: --topic is required\n");
+        goto out;
+    }
+    if (a.partition < -1 || a.partition > INT32_MAX || a.max_messages < 0) {
+        fprintf(stderr, "eddy consume: --partition and --max-messages must be >= 0\n");
+        goto out;
+    }
+    install_signals();
+    client_consume_opts_t o = {.brokers = a.broker,
+                               .topic = a.topic,
+                               .group = a.group,
+                               .from_beginning = a.from_beginning,
+                               .offset = a.offset,
+                               .partition = (int32_t)a.partition,
+                               .max_messages = a.max_messages,
+                               .exit_at_end = a.exit_at_end,
+                               .json = a.json,
+                               .key_separator = a.key_separator,
+                               .props = &a.property,
+                               .stop = &client_stop};
+    client_consume_stats_t st;
+    char err[1024];
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    int r = client_consume_stream(&o, stdout, &st, err, sizeof err);
+    if (r) {
+        fprintf(stderr, "eddy consume: %s\n", err);
+        rc = r == CORE_ERR_INVAL ? EXIT_USAGE : EXIT_FAIL;
+    } else {
+        rc = 0;
+    }
+    if (!a.quiet && !r)
+        fprintf(stderr, "eddy consume: %lld record(s) from '%s'\n", (long long)st.messages,
+                a.topic);
+out:
+    free(pos);
+    core_conf_free(consume_opts, &a);
+    return rc;
+}
