@@ -19,6 +19,11 @@
 #include "ml/als.h"
 #include "ml/als_data.h"
 #include "ml/als_eval.h"
+#include "core/core_buf.h"
+#include "core/core_crc.h"
+#include "ml/als_engine.h"
+#include "ml/als_model.h"
+#include "ml/als_pipeline.h"
 #include "ml/als_score.h"
 
 static uint64_t g_seed = 12345;
@@ -700,6 +705,210 @@ static void test_score_all_matches_scalar_dot_products(void **state)
     als_factors_fini(&V);
 }
 
+
+/* ---- models --------------------------------------------------------------------- */
+
+static als_model_t *small_model(void)
+{
+    als_obs_t o;
+    random_obs(&o, 40, 30, 0.15, 0, g_seed);
+    als_catlist_t cats;
+    als_catlist_init(&cats);
+    als_catlist_add(&cats, "i3", "drama");
+    als_catlist_add(&cats, "i3", "comedy");
+    als_catlist_add(&cats, "i3", "drama");
+    als_catlist_add(&cats, "i4", "comedy");
+    als_catlist_add(&cats, "no-such-item", "horror");
+    als_engine_t e;
+    als_engine_default(&e);
+    snprintf(e.app, sizeof(e.app), "shop");
+    e.params.rank = 5;
+    e.params.iterations = 3;
+    als_model_t *m;
+    als_train_stats_t st;
+    char err[256];
+    assert_int_equal(als_pipeline_train(&e, &o, &cats, 1, NULL, NULL, &m, &st, err, sizeof(err)), 0);
+    m->version = 7;
+    m->trained_at_ms = 1700000000123;
+    als_catlist_fini(&cats);
+    als_obs_fini(&o);
+    return m;
+}
+
+static void test_model_encode_decode_round_trips_everything(void **state)
+{
+    (void)state;
+    als_model_t *m = small_model();
+    double rmse;
+    assert_true(als_model_get_metric(m, "rmse", &rmse));
+    /* "horror" belonged to an unknown item: dropped; i3's duplicate drama merged. */
+    assert_int_equal(m->cats.n, 2);
+    int32_t i3 = als_idmap_find(&m->items, "i3", 2);
+    assert_int_equal(m->cat_ptr[i3 + 1] - m->cat_ptr[i3], 2);
+    core_buf_t b;
+    core_buf_init(&b);
+    als_model_encode(m, &b);
+    als_model_t *d;
+    char err[256];
+    assert_int_equal(als_model_decode(b.data, b.len, &d, err, sizeof(err)), 0);
+    assert_string_equal(d->app, "shop");
+    assert_string_equal(d->engine, "default");
+    assert_int_equal(d->version, 7);
+    assert_int_equal(d->trained_at_ms, 1700000000123);
+    assert_int_equal(d->params.rank, 5);
+    assert_true(d->params.lambda == m->params.lambda);
+    assert_int_equal(d->users.n, m->users.n);
+    assert_int_equal(d->items.n, m->items.n);
+    for (int32_t j = 0; j < m->items.n; j++)
+        assert_string_equal(als_idmap_name(&d->items, j), als_idmap_name(&m->items, j));
+    assert_memory_equal(d->U.x, m->U.x, sizeof(float) * m->U.n * m->U.stride);
+    assert_memory_equal(d->V.x, m->V.x, sizeof(float) * m->V.n * m->V.stride);
+    assert_int_equal(d->seen.nnz, m->seen.nnz);
+    assert_memory_equal(d->seen.ptr, m->seen.ptr, sizeof(int64_t) * (m->users.n + 1));
+    assert_memory_equal(d->seen.idx, m->seen.idx, sizeof(int32_t) * m->seen.nnz);
+    assert_memory_equal(d->cat_ptr, m->cat_ptr, sizeof(int64_t) * (m->items.n + 1));
+    assert_memory_equal(d->popularity, m->popularity, sizeof(float) * m->items.n);
+    double r2;
+    assert_true(als_model_get_metric(d, "rmse", &r2) && r2 == rmse);
+    /* Encoding the decoded model gives the same bytes. */
+    core_buf_t b2;
+    core_buf_init(&b2);
+    als_model_encode(d, &b2);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    core_buf_fini(&b2);
+    core_buf_fini(&b);
+    als_model_release(d);
+    als_model_release(m);
+}
+
+static void test_model_decode_rejects_every_truncation_and_bit_flip(void **state)
+{
+    (void)state;
+    als_model_t *m = small_model();
+    core_buf_t b;
+    core_buf_init(&b);
+    als_model_encode(m, &b);
+    char err[256];
+    als_model_t *d;
+    for (size_t n = 0; n < b.len; n += (n < 200 ? 1 : 97)) {
+        /* Each truncation sits right before the end of its own heap block. */
+        uint8_t *cp = malloc(n ? n : 1);
+        memcpy(cp, b.data, n);
+        if (als_model_decode(cp, n, &d, err, sizeof(err)) == 0)
+            fail_msg("truncation at %zu of %zu decoded", n, b.len);
+        free(cp);
+    }
+    uint64_t s = g_seed;
+    for (int t = 0; t < 300; t++) {
+        size_t pos = rng_next(&s) % b.len;
+        uint8_t bit = (uint8_t)(1u << (rng_next(&s) % 8));
+        b.data[pos] ^= bit;
+        int rc = als_model_decode(b.data, b.len, &d, err, sizeof(err));
+        if (rc == 0)
+            fail_msg("bit flip at %zu decoded (seed %llu)", pos, (unsigned long long)g_seed);
+        b.data[pos] ^= bit;
+    }
+    /* A structurally bad body with a valid CRC is still refused: an item
+     * count far beyond the bytes that follow. */
+    assert_int_equal(als_model_decode(b.data, b.len, &d, err, sizeof(err)), 0);
+    als_model_release(d);
+    uint8_t zeros[256] = {0};
+    assert_int_not_equal(als_model_decode(zeros, sizeof(zeros), &d, err, sizeof(err)), 0);
+    core_buf_fini(&b);
+    als_model_release(m);
+}
+
+static void test_model_decode_rejects_bad_structure_under_a_valid_crc(void **state)
+{
+    (void)state;
+    als_model_t *m = small_model();
+    /* Corrupt the in-memory model, then encode it: the CRC is valid but the
+     * content is not. */
+    m->seen.idx[1] = m->seen.idx[0]; /* not strictly increasing: gap underflows */
+    core_buf_t b;
+    core_buf_init(&b);
+    als_model_encode(m, &b);
+    char err[256];
+    als_model_t *d;
+    assert_int_not_equal(als_model_decode(b.data, b.len, &d, err, sizeof(err)), 0);
+    core_buf_fini(&b);
+    als_model_release(m);
+    m = small_model();
+    m->U.x[0] = NAN;
+    core_buf_init(&b);
+    als_model_encode(m, &b);
+    assert_int_equal(als_model_decode(b.data, b.len, &d, err, sizeof(err)), CORE_ERR_CORRUPT);
+    assert_non_null(strstr(err, "factors"));
+    core_buf_fini(&b);
+    als_model_release(m);
+}
+
+static void test_gate_promotes_only_when_not_worse_than_tolerance(void **state)
+{
+    (void)state;
+    als_model_t *old = als_model_new(), *cand = als_model_new();
+    char why[256];
+    assert_true(als_gate_check(cand, NULL, 0.02, why, sizeof(why)));
+    als_model_set_metric(old, "rmse", 0.90);
+    als_model_set_metric(cand, "rmse", 0.915);
+    assert_true(als_gate_check(cand, old, 0.02, why, sizeof(why)));
+    als_model_set_metric(cand, "rmse", 0.95);
+    assert_false(als_gate_check(cand, old, 0.02, why, sizeof(why)));
+    assert_non_null(strstr(why, "keeping"));
+    als_model_release(old);
+    als_model_release(cand);
+    old = als_model_new();
+    cand = als_model_new();
+    als_model_set_metric(old, "precision@10", 0.30);
+    als_model_set_metric(cand, "precision@10", 0.25);
+    assert_false(als_gate_check(cand, old, 0.05, why, sizeof(why)));
+    als_model_set_metric(cand, "precision@10", 0.29);
+    assert_true(als_gate_check(cand, old, 0.05, why, sizeof(why)));
+    als_model_release(old);
+    als_model_release(cand);
+}
+
+static void test_engine_json_reads_pio_shape_and_rejects_unknown_params(void **state)
+{
+    (void)state;
+    const char *txt = "{\"id\":\"v2\",\"engineFactory\":\"x\",\"datasource\":{\"params\":"
+                      "{\"appName\":\"MyApp\"}},\"algorithms\":[{\"name\":\"als\",\"params\":"
+                      "{\"rank\":12,\"numIterations\":7,\"lambda\":0.05,\"alpha\":3.5,"
+                      "\"implicitPrefs\":true,\"seed\":9}}]}";
+    als_engine_t e;
+    char err[256];
+    assert_int_equal(als_engine_parse(txt, strlen(txt), &e, err, sizeof(err)), 0);
+    assert_string_equal(e.id, "v2");
+    assert_string_equal(e.app, "MyApp");
+    assert_int_equal(e.params.rank, 12);
+    assert_int_equal(e.params.iterations, 7);
+    assert_true(e.params.lambda == 0.05 && e.params.alpha == 3.5 && e.params.implicit);
+    assert_int_equal(e.params.seed, 9);
+    assert_int_equal(e.nevents, 2);
+    assert_string_equal(e.events[0].name, "view");
+    /* Empty object: every default. */
+    assert_int_equal(als_engine_parse("{}", 2, &e, err, sizeof(err)), 0);
+    als_params_t def;
+    als_params_default(&def);
+    assert_int_equal(e.params.rank, def.rank);
+    assert_string_equal(e.id, "default");
+    assert_string_equal(e.events[0].name, "rate");
+    assert_true(e.events[0].use_rating);
+    const char *bad[] = {
+        "{\"algorithms\":[{\"name\":\"als\",\"params\":{\"rnak\":3}}]}",
+        "{\"algorithms\":[{\"name\":\"als\",\"params\":{\"rank\":0}}]}",
+        "{\"algorithms\":[{\"name\":\"als\",\"params\":{\"lambda\":\"x\"}}]}",
+        "{\"algorithms\":[{\"name\":\"nb\"}]}",
+        "{\"id\":\"a/b\"}",
+        "[1]",
+        "{",
+    };
+    for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+        if (als_engine_parse(bad[j], strlen(bad[j]), &e, err, sizeof(err)) == 0)
+            fail_msg("accepted: %s", bad[j]);
+}
+
 int main(void)
 {
     const char *seed = getenv("TEST_SEED");
@@ -728,6 +937,11 @@ int main(void)
         cmocka_unit_test(test_rating_metrics_skip_cold_pairs_and_match_hand_values),
         cmocka_unit_test(test_topk_keeps_the_best_k_in_order_with_index_tie_break),
         cmocka_unit_test(test_score_all_matches_scalar_dot_products),
+        cmocka_unit_test(test_model_encode_decode_round_trips_everything),
+        cmocka_unit_test(test_model_decode_rejects_every_truncation_and_bit_flip),
+        cmocka_unit_test(test_model_decode_rejects_bad_structure_under_a_valid_crc),
+        cmocka_unit_test(test_gate_promotes_only_when_not_worse_than_tolerance),
+        cmocka_unit_test(test_engine_json_reads_pio_shape_and_rejects_unknown_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
