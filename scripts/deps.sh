@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev   # toolchain, libFuzzer, sanitizers
   librdkafka-dev libuv1-dev libjansson-dev libjemalloc-dev      # broker + clients
-  librocksdb-dev libhiredis-dev libmicrohttpd-dev libcsv-dev    # event store + HTTP
+  librocksdb-dev libhiredis-dev libmicrohttpd-dev libcsv-dev    # event store + HTTP server
+  libcurl4-openssl-dev                                          # HTTP client (CLI -> roles)
   libavro-dev libopenblas-dev liblapacke-dev                    # Avro, ALS
   libcmocka-dev kcat python3-kafka redis-server curl            # tests: real clients and peers
 )
