@@ -1,0 +1,299 @@
+/*
+ * store_event_json.c — event JSON <-> store_event_t (see store_event_json.h).
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_alloc.h"
+#include "core/core_err.h"
+#include "storage/store_event_json.h"
+#include "storage/store_int.h"
+
+/* ---- time ---------------------------------------------------------------------- */
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static bool digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int store_time_parse(const char *s, size_t len, int64_t *ms, int16_t *tz_min)
+{
+    unsigned y, mo, d, h, mi, se, frac = 0, tzh = 0, tzm = 0;
+    size_t i = 19;
+    if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+        return CORE_ERR_INVAL;
+    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+        return CORE_ERR_INVAL;
+    if (i < len && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        size_t nf = i - f0;
+        if (nf < 1 || nf > 9)
+            return CORE_ERR_INVAL;
+        unsigned v = 0;
+        digits(s + f0, nf < 3 ? nf : 3, &v);
+        for (size_t k = nf; k < 3; k++)
+            v *= 10;
+        frac = v;
+    }
+    if (i >= len)
+        return CORE_ERR_INVAL; /* the offset is mandatory */
+    int sign = 0;
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+        sign = 0;
+    } else if (s[i] == '+' || s[i] == '-') {
+        sign = s[i] == '+' ? 1 : -1;
+        const char *z = s + i + 1;
+        size_t zl = len - i - 1;
+        if (zl == 2 && digits(z, 2, &tzh))
+            tzm = 0;
+        else if (zl == 4 && digits(z, 2, &tzh) && digits(z + 2, 2, &tzm))
+            ;
+        else if (zl == 5 && z[2] == ':' && digits(z, 2, &tzh) && digits(z + 3, 2, &tzm))
+            ;
+        else
+            return CORE_ERR_INVAL;
+        if (tzh > 18 || tzm > 59 || tzh * 60 + tzm > 18 * 60)
+            return CORE_ERR_INVAL;
+    } else {
+        return CORE_ERR_INVAL;
+    }
+    static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || se > 59)
+        return CORE_ERR_INVAL;
+    int tz = sign * (int)(tzh * 60 + tzm);
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    *ms = (t - (int64_t)tz * 60) * 1000 + frac;
+    *tz_min = (int16_t)tz;
+    return 0;
+}
+
+void store_time_format(int64_t ms, int16_t tz_min, char out[STORE_TIME_TEXT_MAX])
+{
+    int64_t local = ms + (int64_t)tz_min * 60000;
+    int64_t days = local >= 0 ? local / 86400000 : -((-local + 86399999) / 86400000);
+    int64_t rem = local - days * 86400000;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    int n = snprintf(out, STORE_TIME_TEXT_MAX, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03d", y,
+                     m, d, (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+                     (int)(rem % 1000));
+    if (tz_min == 0)
+        snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "Z");
+    else
+        snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "%c%02d:%02d", tz_min < 0 ? '-' : '+',
+                 abs(tz_min) / 60, abs(tz_min) % 60);
+}
+
+/* ---- parse ----------------------------------------------------------------------- */
+typedef struct field {
+    const char *s;
+    size_t n;
+    char num[32]; /* numbers as text */
+} field_t;
+
+/* Reads an optional string field; ids may also be integers (A.5 [OURS]).
+ * Returns 0 (absent: f->s NULL), or CORE_ERR_INVAL. */
+static int get_str(const json_t *o, const char *name, bool allow_int, field_t *f, char *errstr,
+                   size_t errstr_size)
+{
+    json_t *v = json_object_get(o, name);
+    f->s = NULL;
+    f->n = 0;
+    if (!v)
+        return 0;
+    if (json_is_string(v)) {
+        f->s = json_string_value(v);
+        f->n = json_string_length(v);
+        if (strlen(f->s) != f->n)
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                             "%s must not contain NUL characters.", name);
+        return 0;
+    }
+    if (allow_int && json_is_integer(v)) {
+        f->n = (size_t)snprintf(f->num, sizeof f->num, "%" JSON_INTEGER_FORMAT,
+                                json_integer_value(v));
+        f->s = f->num;
+        return 0;
+    }
+    return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s must be a string.", name);
+}
+
+int store_event_from_jansson(const json_t *o, int64_t now_ms, store_event_t *out, char *errstr,
+                             size_t errstr_size)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(o))
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "The event must be a JSON object.");
+    enum { F_EVENT, F_ETYPE, F_EID, F_TTYPE, F_TID, F_PRID, F_ID, F_N };
+    static const char *names[F_N] = {"event",          "entityType", "entityId", "targetEntityType",
+                                     "targetEntityId", "prId",       "eventId"};
+    static const bool ints[F_N] = {false, false, true, false, true, false, true};
+    field_t f[F_N];
+    int err;
+    for (int i = 0; i < F_N; i++)
+        if ((err = get_str(o, names[i], ints[i], &f[i], errstr, errstr_size)))
+            return err;
+    if (f[F_ID].s && f[F_ID].n > STORE_EVENT_ID_MAX)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                         "eventId must be 1 to %d characters of [A-Za-z0-9_-].",
+                         STORE_EVENT_ID_MAX);
+    if (f[F_ID].s && f[F_ID].n == 0)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "eventId must not be empty.");
+    /* properties */
+    char *props = NULL;
+    json_t *p = json_object_get(o, "properties");
+    if (p && !json_is_null(p)) {
+        if (!json_is_object(p))
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                             "properties must be a JSON object.");
+        props = store__json_canon(p);
+    }
+    /* eventTime */
+    int64_t t = now_ms;
+    int16_t tz = 0;
+    bool given = false;
+    json_t *et = json_object_get(o, "eventTime");
+    if (et) {
+        const char *ts = json_is_string(et) ? json_string_value(et) : NULL;
+        if (!ts || store_time_parse(ts, json_string_length(et), &t, &tz) != 0) {
+            char *txt = ts ? NULL : json_dumps(et, JSON_ENCODE_ANY | JSON_COMPACT);
+            err = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "Fail to extract eventTime %s",
+                            ts ? ts : (txt ? txt : "?"));
+            free(txt);
+            free(props);
+            return err;
+        }
+        given = true;
+    }
+    /* one allocation for every string */
+    size_t total = (props ? strlen(props) + 1 : 0);
+    for (int i = 0; i < F_N; i++)
+        total += f[i].s ? f[i].n + 1 : 0;
+    char *mem = core_xmalloc(total ? total : 1), *w = mem;
+    const char *ptr[F_N];
+    for (int i = 0; i < F_N; i++) {
+        ptr[i] = NULL;
+        if (!f[i].s)
+            continue;
+        memcpy(w, f[i].s, f[i].n);
+        w[f[i].n] = '\0';
+        ptr[i] = w;
+        w += f[i].n + 1;
+    }
+    if (props) {
+        strcpy(w, props);
+        out->properties = w;
+        free(props);
+    }
+    out->mem = mem;
+    out->event = ptr[F_EVENT];
+    out->entity_type = ptr[F_ETYPE];
+    out->entity_id = ptr[F_EID];
+    out->target_entity_type = ptr[F_TTYPE];
+    out->target_entity_id = ptr[F_TID];
+    out->pr_id = ptr[F_PRID];
+    if (ptr[F_ID])
+        memcpy(out->event_id, ptr[F_ID], f[F_ID].n + 1);
+    out->event_time_ms = t;
+    out->event_time_tz_min = tz;
+    out->event_time_given = given;
+    out->creation_time_ms = now_ms;
+    if ((err = store_event_validate(out, errstr, errstr_size))) {
+        store_event_fini(out);
+        return err;
+    }
+    return 0;
+}
+
+int store_event_from_json(const char *text, size_t len, int64_t now_ms, store_event_t *out,
+                          char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof *out);
+    json_t *o = json_loadb(text, len, 0, &jerr);
+    if (!o)
+        return core_errf(CORE_ERR_MALFORMED, errstr, errstr_size, "%s (line %d, column %d)",
+                         jerr.text, jerr.line, jerr.column);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return core_errf(CORE_ERR_MALFORMED, errstr, errstr_size,
+                         "The event must be a JSON object.");
+    }
+    int err = store_event_from_jansson(o, now_ms, out, errstr, errstr_size);
+    json_decref(o);
+    return err;
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+static void key_str(core_buf_t *b, const char *key, const char *v, bool comma)
+{
+    if (comma)
+        core_wr_raw(b, ",", 1);
+    core_wr_raw(b, "\"", 1);
+    core_wr_raw(b, key, strlen(key));
+    core_wr_raw(b, "\":", 2);
+    store__json_str(b, v, strlen(v));
+}
+
+void store_event_to_json(const store_event_t *ev, core_buf_t *out)
+{
+    char t[STORE_TIME_TEXT_MAX];
+    core_wr_raw(out, "{", 1);
+    key_str(out, "eventId", ev->event_id, false);
+    key_str(out, "event", ev->event, true);
+    key_str(out, "entityType", ev->entity_type, true);
+    key_str(out, "entityId", ev->entity_id, true);
+    if (ev->target_entity_type) {
+        key_str(out, "targetEntityType", ev->target_entity_type, true);
+        key_str(out, "targetEntityId", ev->target_entity_id, true);
+    }
+    core_wr_raw(out, ",\"properties\":", 14);
+    const char *p = ev->properties ? ev->properties : "{}";
+    core_wr_raw(out, p, strlen(p));
+    store_time_format(ev->event_time_ms, ev->event_time_tz_min, t);
+    key_str(out, "eventTime", t, true);
+    if (ev->pr_id)
+        key_str(out, "prId", ev->pr_id, true);
+    store_time_format(ev->creation_time_ms, 0, t);
+    key_str(out, "creationTime", t, true);
+    core_wr_raw(out, "}", 1);
+}

@@ -1,0 +1,679 @@
+/*
+ * store_rocksdb.c — the embedded engine (RocksDB C API). Key layout: store.h.
+ *
+ * Idempotency: RocksDB has no compare-and-set, so the check of an id and the
+ * write of its event happen under a striped mutex chosen by (app, ch, id).
+ * The process owning the directory (RocksDB's LOCK) is the only writer, so
+ * in-process locks are enough. A batch locks its stripes in ascending order
+ * (no deadlock), checks, writes one WriteBatch, unlocks. The fsync of a
+ * sync=true write happens with the stripes held; writers on other stripes go
+ * on and RocksDB's write group merges their WAL writes into one fsync (group
+ * commit), which is where the throughput under --sync always comes from.
+ *
+ * Errors are sticky: after a failed write the engine refuses further writes
+ * (CORE_ERR_IO) rather than pretend; RocksDB itself stops on background
+ * errors too. Reads go on.
+ */
+#include <errno.h>
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core_alloc.h"
+#include "core/core_err.h"
+#include "core/core_log.h"
+#include "storage/store_int.h"
+
+#define RDB_STRIPES 1024 /* id-check locks: power of two */
+/* Largest key: tag + app + ch + 2 strings + time + id. */
+#define RDB_KEY_MAX (9 + 2 * (2 + STORE_NAME_MAX) + 8 + STORE_EVENT_ID_MAX)
+
+typedef struct rdb {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *bbo;
+    rocksdb_cache_t *cache;
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    pthread_mutex_t stripes[RDB_STRIPES];
+    atomic_int sticky; /* first write error, 0 = healthy */
+    /* --sync interval: a thread fsyncs the WAL every sync_interval_ms */
+    pthread_t syncer;
+    bool syncer_on;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    bool stopping;
+    char dir[4096];
+} rdb_t;
+
+/* ---- keys ------------------------------------------------------------------------- */
+static size_t k_head(uint8_t *k, char tag, int32_t app, int32_t ch)
+{
+    k[0] = (uint8_t)tag;
+    core_put_be32(k + 1, (uint32_t)app);
+    core_put_be32(k + 5, (uint32_t)ch);
+    return 9;
+}
+
+static size_t k_str(uint8_t *k, size_t o, const char *s, size_t n)
+{
+    k[o] = (uint8_t)(n >> 8);
+    k[o + 1] = (uint8_t)n;
+    memcpy(k + o + 2, s, n);
+    return o + 2 + n;
+}
+
+static size_t k_time_id(uint8_t *k, size_t o, int64_t ms, const char *id, size_t idl)
+{
+    core_put_be64(k + o, store__time_key(ms));
+    memcpy(k + o + 8, id, idl);
+    return o + 8 + idl;
+}
+
+static size_t k_entity(uint8_t *k, char tag, int32_t app, int32_t ch, const char *t, size_t tl,
+                       const char *i, size_t il)
+{
+    size_t o = k_head(k, tag, app, ch);
+    o = k_str(k, o, t, tl);
+    return k_str(k, o, i, il);
+}
+
+static unsigned stripe_of(int32_t app, int32_t ch, const char *id)
+{
+    uint8_t buf[8 + STORE_EVENT_ID_MAX], h[16];
+    size_t n = strlen(id);
+    core_put_be32(buf, (uint32_t)app);
+    core_put_be32(buf + 4, (uint32_t)ch);
+    memcpy(buf + 8, id, n);
+    store__hash128(buf, 8 + n, h);
+    return ((unsigned)h[0] | (unsigned)h[1] << 8) & (RDB_STRIPES - 1);
+}
+
+static int cmp_uint(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int io_err(rdb_t *r, char *e, char *errstr, size_t errstr_size, const char *what)
+{
+    int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "rocksdb %s: %s", what, e);
+    CORE_ERROR("store", "rocksdb %s failed: %s", what, e);
+    rocksdb_free(e);
+    return err;
+}
+
+/* Reads the primary record of (app, ch, id), through E. With ro (snapshot). */
+static int rdb_get_rec(rdb_t *r, const rocksdb_readoptions_t *ro, int32_t app, int32_t ch,
+                       const char *id, size_t idl, uint8_t **rec, size_t *len)
+{
+    uint8_t k[RDB_KEY_MAX];
+    size_t kl = k_head(k, 'E', app, ch);
+    memcpy(k + kl, id, idl);
+    kl += idl;
+    char *e = NULL;
+    size_t vl;
+    char *v = rocksdb_get(r->db, ro, (char *)k, kl, &vl, &e);
+    if (e)
+        return io_err(r, e, NULL, 0, "get");
+    if (!v)
+        return CORE_ERR_NOT_FOUND;
+    if (vl != 8) {
+        rocksdb_free(v);
+        return CORE_ERR_CORRUPT;
+    }
+    int64_t ms = store__time_unkey(core_be64((uint8_t *)v));
+    rocksdb_free(v);
+    kl = k_time_id(k, k_head(k, 'T', app, ch), ms, id, idl);
+    v = rocksdb_get(r->db, ro, (char *)k, kl, &vl, &e);
+    if (e)
+        return io_err(r, e, NULL, 0, "get");
+    if (!v)
+        return CORE_ERR_CORRUPT; /* E without T */
+    *rec = core_xmalloc(vl ? vl : 1);
+    memcpy(*rec, v, vl);
+    *len = vl;
+    rocksdb_free(v);
+    return 0;
+}
+
+/* Adds the puts (or deletes) of one event's keys to wb. */
+static void wb_event(rocksdb_writebatch_t *wb, bool del, int32_t app, int32_t ch, const char *id,
+                     size_t idl, int64_t ms, const char *et, size_t etl, const char *ei, size_t eil,
+                     const char *tt, size_t ttl, const char *ti, size_t til, uint8_t op,
+                     const uint8_t *rec, size_t rec_len, const char *props, size_t pl)
+{
+    uint8_t k[RDB_KEY_MAX], tv[8];
+    size_t kl = k_time_id(k, k_head(k, 'T', app, ch), ms, id, idl);
+    if (del)
+        rocksdb_writebatch_delete(wb, (char *)k, kl);
+    else
+        rocksdb_writebatch_put(wb, (char *)k, kl, (const char *)rec, rec_len);
+    kl = k_head(k, 'E', app, ch);
+    memcpy(k + kl, id, idl);
+    kl += idl;
+    core_put_be64(tv, store__time_key(ms));
+    if (del)
+        rocksdb_writebatch_delete(wb, (char *)k, kl);
+    else
+        rocksdb_writebatch_put(wb, (char *)k, kl, (char *)tv, 8);
+    kl = k_time_id(k, k_entity(k, 'I', app, ch, et, etl, ei, eil), ms, id, idl);
+    if (del)
+        rocksdb_writebatch_delete(wb, (char *)k, kl);
+    else
+        rocksdb_writebatch_put(wb, (char *)k, kl, "", 0);
+    if (tt) {
+        kl = k_time_id(k, k_entity(k, 'G', app, ch, tt, ttl, ti, til), ms, id, idl);
+        if (del)
+            rocksdb_writebatch_delete(wb, (char *)k, kl);
+        else
+            rocksdb_writebatch_put(wb, (char *)k, kl, "", 0);
+    }
+    if (op != STORE_OP_NONE) {
+        kl = k_time_id(k, k_entity(k, 'P', app, ch, et, etl, ei, eil), ms, id, idl);
+        if (del) {
+            rocksdb_writebatch_delete(wb, (char *)k, kl);
+        } else {
+            const char *parts[2] = {(const char *)&op, props};
+            size_t sizes[2] = {1, pl};
+            const char *kp[1] = {(const char *)k};
+            rocksdb_writebatch_putv(wb, 1, kp, &kl, 2, parts, sizes);
+        }
+    }
+}
+
+/* ---- engine ops ---------------------------------------------------------------- */
+static int rdb_commit(store_t *s, store_batch_t *b, store_put_result_t *res, char *errstr,
+                      size_t errstr_size)
+{
+    rdb_t *r = s->impl;
+    int err = atomic_load(&r->sticky);
+    if (err)
+        return core_errf(err, errstr, errstr_size, "the store refuses writes after an error");
+    unsigned *st = core_xmalloc((b->nev ? b->nev : 1) * sizeof *st);
+    size_t nst = 0;
+    for (size_t i = 0; i < b->nev; i++)
+        st[i] = stripe_of(b->ev[i].app, b->ev[i].ch, b->ev[i].id);
+    qsort(st, b->nev, sizeof *st, cmp_uint);
+    for (size_t i = 0; i < b->nev; i++)
+        if (i == 0 || st[i] != st[i - 1])
+            st[nst++] = st[i];
+    /* eff[i]: the record that event i's id stands for after the check */
+    const uint8_t **eff = core_xmalloc((b->nev ? b->nev : 1) * sizeof *eff);
+    size_t *efflen = core_xmalloc((b->nev ? b->nev : 1) * sizeof *efflen);
+    uint8_t **fetched = core_xcalloc(b->nev ? b->nev : 1, sizeof *fetched);
+    bool conflict = false;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+    for (size_t i = 0; i < nst; i++)
+        pthread_mutex_lock(&r->stripes[st[i]]);
+    for (size_t i = 0; i < b->nev; i++) {
+        store__staged_t *e = &b->ev[i];
+        if (e->prior >= 0) {
+            eff[i] = eff[e->prior];
+            efflen[i] = efflen[e->prior];
+            res[i].status = store__rec_same(eff[i], efflen[i], e) ? STORE_PUT_DUPLICATE
+                                                                   : STORE_PUT_CONFLICT;
+        } else {
+            size_t fl;
+            err = rdb_get_rec(r, r->ro, e->app, e->ch, e->id, strlen(e->id), &fetched[i], &fl);
+            if (err == CORE_ERR_NOT_FOUND) {
+                eff[i] = e->rec;
+                efflen[i] = e->rec_len;
+                res[i].status = STORE_PUT_CREATED;
+                err = 0;
+            } else if (err) {
+                core_errf(err, errstr, errstr_size, "reading event %s: %s", e->id,
+                          core_strerror(err));
+                goto unlock;
+            } else {
+                eff[i] = fetched[i];
+                efflen[i] = fl;
+                res[i].status = store__rec_same(fetched[i], fl, e) ? STORE_PUT_DUPLICATE
+                                                                   : STORE_PUT_CONFLICT;
+            }
+        }
+        if (res[i].status == STORE_PUT_CONFLICT)
+            conflict = true;
+        if (res[i].status == STORE_PUT_CREATED)
+            wb_event(wb, false, e->app, e->ch, e->id, strlen(e->id), e->time_ms, e->etype,
+                     strlen(e->etype), e->eid, strlen(e->eid), e->ttype,
+                     e->ttype ? strlen(e->ttype) : 0, e->tid, e->tid ? strlen(e->tid) : 0, e->op,
+                     e->rec, e->rec_len, e->props, strlen(e->props));
+    }
+    if (conflict && (b->flags & STORE_BATCH_ALL_OR_NOTHING)) {
+        err = core_errf(CORE_ERR_CONFLICT, errstr, errstr_size,
+                        "an eventId of the batch exists with different content");
+        goto unlock;
+    }
+    for (size_t i = 0; i < b->nkv; i++) {
+        store__kvop_t *op = &b->kv[i];
+        uint8_t k[1 + STORE_KV_KEY_MAX];
+        k[0] = 'K';
+        memcpy(k + 1, op->key, op->klen);
+        if (op->val)
+            rocksdb_writebatch_put(wb, (char *)k, op->klen + 1, (char *)op->val, op->vlen);
+        else
+            rocksdb_writebatch_delete(wb, (char *)k, op->klen + 1);
+    }
+    if (rocksdb_writebatch_count(wb) > 0) {
+        char *e = NULL;
+        rocksdb_write(r->db, r->wo, wb, &e);
+        if (e) {
+            err = io_err(r, e, errstr, errstr_size, "write");
+            int expect = 0;
+            atomic_compare_exchange_strong(&r->sticky, &expect, CORE_ERR_IO);
+        }
+    }
+unlock:
+    for (size_t i = nst; i-- > 0;)
+        pthread_mutex_unlock(&r->stripes[st[i]]);
+    rocksdb_writebatch_destroy(wb);
+    for (size_t i = 0; i < b->nev; i++)
+        free(fetched[i]);
+    free(fetched);
+    free(eff);
+    free(efflen);
+    free(st);
+    return err;
+}
+
+static int rdb_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **rec,
+                   size_t *len)
+{
+    rdb_t *r = s->impl;
+    return rdb_get_rec(r, r->ro, app, ch, id, strlen(id), rec, len);
+}
+
+static int rdb_del(store_t *s, int32_t app, int32_t ch, const char *id)
+{
+    rdb_t *r = s->impl;
+    int err = atomic_load(&r->sticky);
+    if (err)
+        return err;
+    unsigned stripe = stripe_of(app, ch, id);
+    uint8_t *rec;
+    size_t len;
+    size_t idl = strlen(id);
+    pthread_mutex_lock(&r->stripes[stripe]);
+    err = rdb_get_rec(r, r->ro, app, ch, id, idl, &rec, &len);
+    if (err)
+        goto unlock;
+    core_slice_t et, ei, tt, ti;
+    uint8_t op;
+    int64_t ms;
+    if ((err = store__rec_keys(rec, len, &et, &ei, &tt, &ti, &op, &ms)) == 0) {
+        rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+        wb_event(wb, true, app, ch, id, idl, ms, (const char *)et.ptr, (size_t)et.len,
+                 (const char *)ei.ptr, (size_t)ei.len, tt.len >= 0 ? (const char *)tt.ptr : NULL,
+                 tt.len >= 0 ? (size_t)tt.len : 0, (const char *)ti.ptr,
+                 ti.len >= 0 ? (size_t)ti.len : 0, op, NULL, 0, NULL, 0);
+        char *e = NULL;
+        rocksdb_write(r->db, r->wo, wb, &e);
+        rocksdb_writebatch_destroy(wb);
+        if (e) {
+            err = io_err(r, e, NULL, 0, "delete");
+            int expect = 0;
+            atomic_compare_exchange_strong(&r->sticky, &expect, CORE_ERR_IO);
+        }
+    }
+    free(rec);
+unlock:
+    pthread_mutex_unlock(&r->stripes[stripe]);
+    return err;
+}
+
+static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, store_event_cb cb,
+                    void *opaque, int64_t *count)
+{
+    rdb_t *r = s->impl;
+    uint8_t lo[RDB_KEY_MAX], hi[RDB_KEY_MAX];
+    size_t pl;
+    char tag;
+    const char *names[4] = {f->entity_type, f->entity_id, f->target_entity_type,
+                            f->target_entity_id};
+    for (int i = 0; i < 4; i++)
+        if (names[i] && strlen(names[i]) > STORE_NAME_MAX)
+            return 0; /* longer than any stored name: nothing matches */
+    if (f->entity_type && f->entity_id) {
+        tag = 'I';
+        pl = k_entity(lo, 'I', app, ch, f->entity_type, strlen(f->entity_type), f->entity_id,
+                      strlen(f->entity_id));
+    } else if (f->target_entity_type && f->target_entity_id) {
+        tag = 'G';
+        pl = k_entity(lo, 'G', app, ch, f->target_entity_type, strlen(f->target_entity_type),
+                      f->target_entity_id, strlen(f->target_entity_id));
+    } else {
+        tag = 'T';
+        pl = k_head(lo, 'T', app, ch);
+    }
+    memcpy(hi, lo, pl);
+    core_put_be64(lo + pl, store__time_key(f->start_ms));
+    core_put_be64(hi + pl, store__time_key(f->until_ms));
+
+    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(r->db);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(ro, snap);
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (char *)lo, pl + 8);
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (char *)hi, pl + 8);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, ro);
+    core_buf_t scratch;
+    core_buf_init(&scratch);
+    int err = 0;
+    if (f->reversed)
+        rocksdb_iter_seek_to_last(it);
+    else
+        rocksdb_iter_seek_to_first(it);
+    while (rocksdb_iter_valid(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl < pl + 8 || kl - pl - 8 > STORE_EVENT_ID_MAX) {
+            err = CORE_ERR_CORRUPT;
+            break;
+        }
+        const char *id = (const char *)k + pl + 8;
+        size_t idl = kl - pl - 8;
+        store_event_t ev;
+        if (tag == 'T') {
+            const char *v = rocksdb_iter_value(it, &vl);
+            err = store__rec_decode((const uint8_t *)v, vl, id, idl, &ev, &scratch);
+        } else {
+            uint8_t tk[RDB_KEY_MAX];
+            size_t tkl = k_head(tk, 'T', app, ch);
+            memcpy(tk + tkl, k + pl, 8 + idl);
+            tkl += 8 + idl;
+            char *e = NULL;
+            char *v = rocksdb_get(r->db, ro, (char *)tk, tkl, &vl, &e);
+            if (e) {
+                err = io_err(r, e, NULL, 0, "get");
+                break;
+            }
+            if (!v) {
+                err = CORE_ERR_CORRUPT;
+                break;
+            }
+            err = store__rec_decode((const uint8_t *)v, vl, id, idl, &ev, &scratch);
+            rocksdb_free(v);
+        }
+        if (err)
+            break;
+        if (store__find_match(f, &ev)) {
+            (*count)++;
+            if (cb(&ev, opaque) || (f->limit >= 0 && *count >= f->limit))
+                break;
+        }
+        if (f->reversed)
+            rocksdb_iter_prev(it);
+        else
+            rocksdb_iter_next(it);
+    }
+    char *e = NULL;
+    if (!err) {
+        rocksdb_iter_get_error(it, &e);
+        if (e)
+            err = io_err(r, e, NULL, 0, "iterate");
+    }
+    core_buf_fini(&scratch);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_release_snapshot(r->db, snap);
+    return err;
+}
+
+static int rdb_props_scan(store_t *s, int32_t app, int32_t ch, const char *etype, const char *eid,
+                          store__propev_cb cb, void *opaque)
+{
+    rdb_t *r = s->impl;
+    uint8_t p[RDB_KEY_MAX];
+    size_t tl = strlen(etype);
+    if (tl > STORE_NAME_MAX || (eid && strlen(eid) > STORE_NAME_MAX))
+        return 0;
+    size_t pl = k_str(p, k_head(p, 'P', app, ch), etype, tl);
+    size_t etend = pl;
+    if (eid)
+        pl = k_str(p, pl, eid, strlen(eid));
+    rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, r->ro);
+    int err = 0;
+    for (rocksdb_iter_seek(it, (char *)p, pl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl < pl || memcmp(k, p, pl) != 0)
+            break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl < etend + 2) {
+            err = CORE_ERR_CORRUPT;
+            break;
+        }
+        size_t il = (size_t)k[etend] << 8 | k[etend + 1];
+        size_t o = etend + 2 + il;
+        if (kl < o + 8 || vl < 1) {
+            err = CORE_ERR_CORRUPT;
+            break;
+        }
+        store__propev_t pe = {
+            .eid = (const char *)k + etend + 2,
+            .eid_len = il,
+            .time_ms = store__time_unkey(core_be64(k + o)),
+            .id = (const char *)k + o + 8,
+            .id_len = kl - o - 8,
+            .op = v[0],
+            .props = (const char *)v + 1,
+            .props_len = vl - 1,
+        };
+        if (cb(&pe, opaque))
+            break;
+    }
+    char *e = NULL;
+    if (!err) {
+        rocksdb_iter_get_error(it, &e);
+        if (e)
+            err = io_err(r, e, NULL, 0, "iterate");
+    }
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+static int rdb_kv_get(store_t *s, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    rdb_t *r = s->impl;
+    uint8_t k[1 + STORE_KV_KEY_MAX];
+    k[0] = 'K';
+    memcpy(k + 1, key, klen);
+    char *e = NULL;
+    size_t vl;
+    char *v = rocksdb_get(r->db, r->ro, (char *)k, klen + 1, &vl, &e);
+    if (e)
+        return io_err(r, e, NULL, 0, "get");
+    if (!v)
+        return CORE_ERR_NOT_FOUND;
+    *val = core_trymalloc(vl ? vl : 1);
+    if (!*val) {
+        rocksdb_free(v);
+        return CORE_ERR_NOMEM;
+    }
+    memcpy(*val, v, vl);
+    *vlen = vl;
+    rocksdb_free(v);
+    return 0;
+}
+
+static int rdb_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb cb, void *opaque)
+{
+    rdb_t *r = s->impl;
+    uint8_t p[1 + STORE_KV_KEY_MAX];
+    if (plen > STORE_KV_KEY_MAX)
+        return 0;
+    p[0] = 'K';
+    memcpy(p + 1, prefix, plen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, r->ro);
+    for (rocksdb_iter_seek(it, (char *)p, plen + 1); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < plen + 1 || memcmp(k, p, plen + 1) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (cb(k + 1, kl - 1, v, vl, opaque))
+            break;
+    }
+    int err = 0;
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+        err = io_err(r, e, NULL, 0, "iterate");
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+static int rdb_data_delete(store_t *s, int32_t app, int32_t ch)
+{
+    rdb_t *r = s->impl;
+    static const char tags[] = "TEIGP";
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (const char *t = tags; *t; t++) {
+        uint8_t lo[9], hi[9];
+        size_t n;
+        if (ch >= 0) {
+            n = k_head(lo, *t, app, ch);
+            k_head(hi, *t, app, ch + 1);
+        } else {
+            n = 5;
+            k_head(lo, *t, app, 0);
+            k_head(hi, *t, app + 1, 0);
+        }
+        rocksdb_writebatch_delete_range(wb, (char *)lo, n, (char *)hi, n);
+    }
+    char *e = NULL;
+    rocksdb_write(r->db, r->wo, wb, &e);
+    rocksdb_writebatch_destroy(wb);
+    return e ? io_err(r, e, NULL, 0, "delete range") : 0;
+}
+
+static void *rdb_syncer(void *arg)
+{
+    store_t *s = arg;
+    rdb_t *r = s->impl;
+    pthread_mutex_lock(&r->sync_mu);
+    while (!r->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (s->opts.sync_interval_ms % 1000) * 1000000;
+        ts.tv_sec += s->opts.sync_interval_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&r->sync_cv, &r->sync_mu, &ts);
+        if (r->stopping)
+            break;
+        pthread_mutex_unlock(&r->sync_mu);
+        char *e = NULL;
+        rocksdb_flush_wal(r->db, 1, &e);
+        if (e) {
+            CORE_ERROR("store", "WAL fsync failed: %s", e);
+            rocksdb_free(e);
+            int expect = 0;
+            atomic_compare_exchange_strong(&r->sticky, &expect, CORE_ERR_IO);
+        }
+        pthread_mutex_lock(&r->sync_mu);
+    }
+    pthread_mutex_unlock(&r->sync_mu);
+    return NULL;
+}
+
+static void rdb_close(store_t *s)
+{
+    rdb_t *r = s->impl;
+    if (r->syncer_on) {
+        pthread_mutex_lock(&r->sync_mu);
+        r->stopping = true;
+        pthread_cond_signal(&r->sync_cv);
+        pthread_mutex_unlock(&r->sync_mu);
+        pthread_join(r->syncer, NULL);
+    }
+    if (r->db) {
+        char *e = NULL;
+        rocksdb_flush_wal(r->db, 1, &e);
+        if (e) {
+            CORE_ERROR("store", "WAL fsync at close failed: %s", e);
+            rocksdb_free(e);
+        }
+        rocksdb_close(r->db);
+    }
+    if (r->wo)
+        rocksdb_writeoptions_destroy(r->wo);
+    if (r->ro)
+        rocksdb_readoptions_destroy(r->ro);
+    if (r->opts)
+        rocksdb_options_destroy(r->opts);
+    if (r->bbo)
+        rocksdb_block_based_options_destroy(r->bbo);
+    if (r->cache)
+        rocksdb_cache_destroy(r->cache);
+    for (int i = 0; i < RDB_STRIPES; i++)
+        pthread_mutex_destroy(&r->stripes[i]);
+    pthread_mutex_destroy(&r->sync_mu);
+    pthread_cond_destroy(&r->sync_cv);
+    free(r);
+}
+
+static const store__engine_t rdb_engine = {
+    .name = "rocksdb",
+    .close = rdb_close,
+    .commit = rdb_commit,
+    .get = rdb_get,
+    .del = rdb_del,
+    .find = rdb_find,
+    .props_scan = rdb_props_scan,
+    .kv_get = rdb_kv_get,
+    .kv_scan = rdb_kv_scan,
+    .data_delete = rdb_data_delete,
+};
+
+int store__rocksdb_open(store_t *s, const char *dir, char *errstr, size_t errstr_size)
+{
+    rdb_t *r = core_xcalloc(1, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    for (int i = 0; i < RDB_STRIPES; i++)
+        pthread_mutex_init(&r->stripes[i], NULL);
+    pthread_mutex_init(&r->sync_mu, NULL);
+    pthread_cond_init(&r->sync_cv, NULL);
+    s->impl = r;
+    s->eng = &rdb_engine;
+
+    r->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(r->opts, 1);
+    rocksdb_options_increase_parallelism(r->opts, 2);
+    rocksdb_options_set_max_background_jobs(r->opts, 2);
+    rocksdb_options_set_compression(r->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_write_buffer_size(r->opts, 64 << 20);
+    rocksdb_options_set_max_open_files(r->opts, 512);
+    r->cache = rocksdb_cache_create_lru(128 << 20);
+    r->bbo = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(r->bbo, r->cache);
+    rocksdb_block_based_options_set_filter_policy(r->bbo, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(r->opts, r->bbo);
+
+    char *e = NULL;
+    r->db = rocksdb_open(r->opts, dir, &e);
+    if (e) {
+        int err = strstr(e, "lock") || strstr(e, "LOCK") ? CORE_ERR_STATE : CORE_ERR_IO;
+        core_errf(err, errstr, errstr_size, "%s%s", e,
+                  err == CORE_ERR_STATE ? " (another process owns this store)" : "");
+        rocksdb_free(e);
+        r->db = NULL;
+        rdb_close(s);
+        s->impl = NULL;
+        return err;
+    }
+    r->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(r->wo, s->opts.sync == STORE_SYNC_ALWAYS);
+    r->ro = rocksdb_readoptions_create();
+    if (s->opts.sync == STORE_SYNC_INTERVAL) {
+        if (pthread_create(&r->syncer, NULL, rdb_syncer, s) == 0)
+            r->syncer_on = true;
+    }
+    CORE_INFO("store", "opened rocksdb store %s (sync %s)", dir,
+              s->opts.sync == STORE_SYNC_ALWAYS ? "always" : "interval");
+    return 0;
+}
