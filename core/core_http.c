@@ -54,6 +54,7 @@ typedef struct http_route {
     char *pattern;
     core_http_handler_fn *fn;
     void *user;
+    size_t max_body; /* 0 = the server's */
     http_metrics_t m;
 } http_route_t;
 
@@ -89,6 +90,7 @@ struct core_http_req {
     size_t discarded; /* bytes of an oversized chunked body dropped so far */
     bool too_large;
     bool replied;
+    size_t max_body; /* the route's limit, or the server's */
     int status;
     int nhdr;
     char *hdr_name[HTTP_MAX_REPLY_HEADERS];
@@ -102,7 +104,7 @@ struct core_http_req {
 
 void *core_http_req_alloc(core_http_req_t *req, size_t n)
 {
-    size_t limit = req->srv->conf.max_body + (1u << 20);
+    size_t limit = (req->max_body ? req->max_body : req->srv->conf.max_body) + (1u << 20);
     if (n > limit)
         return NULL;
     n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
@@ -330,6 +332,12 @@ static bool http_match(const char *pat, const char *path, core_http_req_t *req)
 int core_http_route(core_http_t *srv, const char *method, const char *pattern,
                     core_http_handler_fn *fn, void *user)
 {
+    return core_http_route_ex(srv, method, pattern, fn, user, 0);
+}
+
+int core_http_route_ex(core_http_t *srv, const char *method, const char *pattern,
+                       core_http_handler_fn *fn, void *user, size_t max_body)
+{
     int ncap;
     if (srv->daemon || !fn || !http_pattern_valid(pattern, &ncap))
         return CORE_ERR_INVAL;
@@ -340,6 +348,7 @@ int core_http_route(core_http_t *srv, const char *method, const char *pattern,
     r->pattern = core_xstrdup(pattern);
     r->fn = fn;
     r->user = user;
+    r->max_body = max_body;
     return CORE_OK;
 }
 
@@ -569,18 +578,20 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         }
         *con_cls = req;
         http_route_find(req);
+        req->max_body = req->route && req->route->max_body ? req->route->max_body
+                                                           : srv->conf.max_body;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || n > srv->conf.max_body) {
+            if (errno || end == cl || n > req->max_body) {
                 /* Refuse before reading: MHD answers and then closes the
                  * connection instead of reading the excess. */
                 req->too_large = true;
                 core_http_reply_error(req, 413, "Request body exceeds the limit of %zu bytes",
-                                      srv->conf.max_body);
+                                      req->max_body);
                 return MHD_YES;
             }
             if (n > 0) {
@@ -600,7 +611,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         *upload_data_size = 0;
         if (req->replied)
             return MHD_YES;
-        if (req->too_large || req->len + n > srv->conf.max_body) {
+        if (req->too_large || req->len + n > req->max_body) {
             if (!req->too_large) {
                 req->too_large = true;
                 free(req->body);
@@ -609,7 +620,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                 req->len = req->cap = 0;
             }
             req->discarded += n;
-            if (req->discarded / CORE_HTTP_DISCARD_FACTOR > srv->conf.max_body)
+            if (req->discarded / CORE_HTTP_DISCARD_FACTOR > req->max_body)
                 return MHD_NO; /* stop reading a runaway body: close */
             return MHD_YES;
         }
@@ -617,8 +628,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
             size_t cap = req->cap ? req->cap : 4096;
             while (cap < req->len + n + 1)
                 cap *= 2;
-            if (cap > srv->conf.max_body + 1)
-                cap = srv->conf.max_body + 1;
+            if (cap > req->max_body + 1)
+                cap = req->max_body + 1;
             char *nb = core_tryrealloc(req->body, cap);
             if (!nb) {
                 core_http_reply_error(req, 503, "Out of memory");
@@ -639,7 +650,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         req->body[req->len] = '\0';
     if (req->too_large) {
         core_http_reply_error(req, 413, "Request body exceeds the limit of %zu bytes",
-                              srv->conf.max_body);
+                              req->max_body);
     } else if (!req->route) {
         if (req->method_mismatch)
             http_405(req);

@@ -102,6 +102,11 @@ core_http_t *core_http_new(const core_http_conf_t *conf);
 int core_http_route(core_http_t *srv, const char *method, const char *pattern,
                     core_http_handler_fn *fn, void *user);
 
+/* Same, with a body limit of its own for this route (0 = the server's):
+ * e.g. an internal bulk endpoint next to small public ones. */
+int core_http_route_ex(core_http_t *srv, const char *method, const char *pattern,
+                       core_http_handler_fn *fn, void *user, size_t max_body);
+
 /* Starts listening on host:port (host is an IPv4 or IPv6 literal or
  * "localhost"; port 0 picks a free port, see core_http_port). Returns 0, or
  * an errno/core error with a message (e.g. EADDRINUSE). */

@@ -85,6 +85,7 @@ static int setup(void **state)
     assert_int_equal(core_http_route(f->srv, "GET", "/t/<a>/x/<b>", h_two, f), 0);
     assert_int_equal(core_http_route(f->srv, "GET", "/silent", h_silent, f), 0);
     assert_int_equal(core_http_route(f->srv, "PUT", "/created", h_created, f), 0);
+    assert_int_equal(core_http_route_ex(f->srv, "POST", "/big", h_echo, f, 5000), 0);
     assert_int_equal(core_http_route(f->srv, "GET", "/metrics", core_http_metrics_handler,
                                      f->srv),
                      0);
@@ -277,6 +278,25 @@ static void test_body_over_limit_by_length_is_413_before_reading(void **state)
     assert_int_equal(atomic_load(&f->hits), before); /* the handler never ran */
 }
 
+static void test_route_body_limit_overrides_the_server_limit(void **state)
+{
+    fixture_t *f = *state;
+    resp_t r;
+    static char raw[8192];
+    char body[6001];
+    memset(body, 'b', 6000);
+    body[4000] = '\0';
+    snprintf(raw, sizeof(raw), "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n%s", body);
+    assert_int_equal(request(f->port, raw, &r), 0);
+    assert_int_equal(r.status, 200); /* over the server's 1000, under the route's 5000 */
+    assert_non_null(strstr(r.body, "\"len\":4000"));
+    body[4000] = 'b';
+    body[6000] = '\0';
+    snprintf(raw, sizeof(raw), "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 6000\r\n\r\n%s", body);
+    assert_int_equal(request(f->port, raw, &r), 0);
+    assert_int_equal(r.status, 413);
+}
+
 static void test_chunked_body_over_limit_is_413(void **state)
 {
     fixture_t *f = *state;
@@ -451,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_method_is_405_with_allow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_is_collected_and_terminated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_over_limit_by_length_is_413_before_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_body_limit_overrides_the_server_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body_over_limit_is_413, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_serves_many_requests_on_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_without_reply_gives_500, setup, teardown),
