@@ -18,7 +18,9 @@
 #include "core/core_err.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
+#include "core/core_conf.h"
 #include "storage/store_int.h"
+#include "storage/store_remote.h"
 
 /* Event times are limited to years 0001..9999 (what A.4 can express); this
  * also keeps them exact as Redis sorted-set scores (doubles, 2^53). */
@@ -187,8 +189,24 @@ int store_open(const char *url, const store_opts_t *opts, store_t **out, char *e
         }
         err = store__redis_open(s, host, port, db, errstr, errstr_size);
     } else if (strncmp(url, "eddy://", 7) == 0) {
-        err = core_errf(CORE_ERR_UNSUPPORTED, errstr, errstr_size,
-                        "the remote store engine (%s) is not built yet", url);
+        /* eddy://HOST:PORT[/?token=T]; without token= the token comes from
+         * $EDDY_STORE_TOKEN (store_open_dir passes DIR/internal.token). */
+        char hp[300], host[256];
+        int port;
+        snprintf(hp, sizeof hp, "%s", url + 7);
+        char *q = strchr(hp, '?');
+        const char *token = getenv("EDDY_STORE_TOKEN");
+        if (q) {
+            *q++ = '\0';
+            if (strncmp(q, "token=", 6) == 0)
+                token = q + 6;
+        }
+        hp[strcspn(hp, "/")] = '\0';
+        if (core_parse_hostport(hp, host, sizeof host, &port) != 0 || port == 0) {
+            err = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "bad eddy URL '%s'", url);
+            goto fail;
+        }
+        err = store__remote_open(s, host, port, token, errstr, errstr_size);
     } else {
         err = core_errf(CORE_ERR_INVAL, errstr, errstr_size,
                         "unknown store URL '%s' (rocksdb:DIR, redis://HOST:PORT/DB)", url);
@@ -201,6 +219,9 @@ fail:
     store_free(s);
     return err;
 }
+
+/* How long store_open_dir waits for a starting event server's address. */
+#define STORE_DIR_ADDR_WAIT_MS 3000
 
 int store_open_dir(const char *dir, const store_opts_t *opts, store_t **out, char *errstr,
                    size_t errstr_size)
@@ -215,23 +236,30 @@ int store_open_dir(const char *dir, const store_opts_t *opts, store_t **out, cha
     /* Locked by another process: the remote-engine hook (ARCHITECTURE §1). */
     char addrf[4096], addr[256] = "";
     snprintf(addrf, sizeof addrf, "%s/eventserver.addr", dir);
-    FILE *f = fopen(addrf, "r");
-    if (f) {
-        if (fgets(addr, sizeof addr, f))
-            addr[strcspn(addr, "\r\n")] = '\0';
-        fclose(f);
+    /* An event server that just took the lock writes its address once it
+     * serves (eventserver_cmd.c): give it STORE_DIR_ADDR_WAIT_MS. */
+    for (int64_t deadline = core_mono_ms() + STORE_DIR_ADDR_WAIT_MS;;) {
+        FILE *f = fopen(addrf, "r");
+        if (f) {
+            if (fgets(addr, sizeof addr, f))
+                addr[strcspn(addr, "\r\n")] = '\0';
+            fclose(f);
+        }
+        if (addr[0] || core_mono_ms() >= deadline)
+            break;
+        usleep(20000);
     }
     if (!addr[0])
         return err; /* errstr already says the directory is locked */
-    char url[300];
-    snprintf(url, sizeof url, "eddy://%s", addr);
-    err = store_open(url, opts, out, errstr, errstr_size);
-    if (err == CORE_ERR_UNSUPPORTED)
+    char token[128] = "";
+    int terr = store_remote_token_read(dir, token, sizeof token);
+    if (terr)
         return core_errf(CORE_ERR_STATE, errstr, errstr_size,
-                         "%s is in use by the event server at %s; the remote store engine is "
-                         "not built yet: stop the server or use --store redis://...",
-                         dir, addr);
-    return err;
+                         "%s is in use by the event server at %s, but its %s is unreadable: %s",
+                         dir, addr, STORE_REMOTE_TOKEN_FILE, strerror(terr));
+    char url[400];
+    snprintf(url, sizeof url, "eddy://%s/?token=%s", addr, token);
+    return store_open(url, opts, out, errstr, errstr_size);
 }
 
 void store_close(store_t *s)

@@ -120,6 +120,11 @@ int store__rocksdb_open(store_t *s, const char *dir, char *errstr, size_t errstr
 int store__redis_open(store_t *s, const char *host, int port, int db, char *errstr,
                       size_t errstr_size);
 
+/* The eddy:// engine (store_remote.c): the engine operations over the owning
+ * event server's internal endpoint, authenticated by its token. */
+int store__remote_open(store_t *s, const char *host, int port, const char *token, char *errstr,
+                       size_t errstr_size);
+
 /* Record codec. decode writes NUL-terminated copies of the strings into
  * scratch (reset first) and points ev's fields at them; id is copied into
  * ev->event_id. ev->mem stays NULL (the strings live in scratch).

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Event ingest and point-read benchmark of `eddy eventserver`, next to
+# redis-server doing the same number of SETs, in the same run on the same
+# machine. Usage: bench/eventserver/run.sh [SECONDS] (default 10 per phase).
+# Prints a markdown table (events/s, p99) for --sync always and interval.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+EDDY=${EDDY:-$root/build/eddy}
+secs=${1:-10}
+conns=${BENCH_CONNS:-16}
+wthreads=${BENCH_WRK_THREADS:-1}
+tmp=$(mktemp -d /tmp/eddy-bench-es.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wrk's latency distribution prints "99%  1.23ms"; normalise to ms.
+p99() { awk '$1=="99%" { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v=v*1000 } printf "%.2f", v }'; }
+rps() { awk '/^Requests\/sec:/ { print $2 }'; }
+
+start_es() { # $1 = sync mode
+  local data=$tmp/data-$1
+  mkdir -p "$data"
+  key=$("$EDDY" app new bench --data "$data" | awk '/^Access Key:/ {print $3}')
+  local port; port=$(freeport)
+  "$EDDY" eventserver --data "$data" --listen 127.0.0.1:$port --sync "$1" > "$tmp/es-$1.out" 2> "$tmp/es-$1.log" &
+  es_pid=$!; pids+=($es_pid)
+  for _ in $(seq 200); do grep -q "listening" "$tmp/es-$1.out" 2>/dev/null && break; sleep 0.05; done
+  es_url=http://127.0.0.1:$port
+}
+
+rows=()
+for mode in always interval; do
+  start_es $mode
+  out=$(wrk -t$wthreads -c$conns -d${secs}s --latency -s "$here/ingest.lua" "$es_url" -- "$key")
+  ev=$(echo "$out" | rps | awk '{printf "%.0f", $1*50}')
+  rows+=("| ingest, --sync $mode (POST /batch/events.json, 50 events/request, $conns conns) | $ev events/s | $(echo "$out" | p99) ms |")
+  if [ $mode = interval ]; then
+    out=$(wrk -t$wthreads -c$conns -d${secs}s --latency -s "$here/read.lua" "$es_url" -- "$key" 1)
+    rows+=("| point read by entity (GET /events.json?entityType&entityId&limit=20) | $(echo "$out" | rps | awk '{printf "%.0f", $1}') reads/s | $(echo "$out" | p99) ms |")
+  fi
+  kill $es_pid; wait $es_pid 2>/dev/null || true
+done
+
+# Peer: redis-server, SETs of a ~200-byte value, pipelined 50 per round trip
+# (one round trip = one batch request above), same connection count.
+rport=$(freeport)
+redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p $rport ping >/dev/null 2>&1 && break; sleep 0.05; done
+n=$(( secs * 200000 ))
+r=$(redis-benchmark -p $rport -t set -n $n -c $conns -P 50 -d 200 -r 100000 -q 2>/dev/null | tr '\r' '\n' | awk '/^SET:/ {print $2}' | tail -1)
+rows+=("| peer: redis-server SET (-P 50, $conns conns, 200 B, no persistence) | ${r%.*} SETs/s | - |")
+redis-server --port 0 --version >/dev/null 2>&1 || true
+raof=$(freeport)
+redis-server --port $raof --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always --dir "$tmp" >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p $raof ping >/dev/null 2>&1 && break; sleep 0.05; done
+r=$(redis-benchmark -p $raof -t set -n $(( secs * 50000 )) -c $conns -P 50 -d 200 -r 100000 -q 2>/dev/null | tr '\r' '\n' | awk '/^SET:/ {print $2}' | tail -1)
+rows+=("| peer: redis-server SET, appendfsync always (-P 50, $conns conns) | ${r%.*} SETs/s | - |")
+
+echo "| workload (${secs}s each, $(nproc) cores, wrk -t$wthreads) | throughput | p99 |"
+echo "|---|---|---|"
+printf '%s\n' "${rows[@]}"
