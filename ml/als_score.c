@@ -53,7 +53,14 @@ void als_topk_sort(als_topk_t *t)
 
 /* One kernel per stride class keeps the inner loop's trip count a multiple
  * of 16 the compiler can see; the outer loop walks aligned rows. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
+/* gcc only: clang 14 emits no resolver for target_clones in instrumented
+ * (libFuzzer) builds, so the symbol goes missing at link time there. */
+#if defined(__clang__)
+#define ALS_TARGET_CLONES
+#else
+#define ALS_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+ALS_TARGET_CLONES void
 als_score_all(const float *x, const als_factors_t *V, float *out)
 {
     const int32_t stride = V->stride, n = V->n;
