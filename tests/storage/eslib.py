@@ -95,7 +95,10 @@ class EventServer:
         return ["--store", self.store] if self.store else ["--data", self.data]
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
+        """Stops the server; a SIGTERM stop must exit 0 (under ASan that
+        also means no leak and no memory error was reported)."""
+        was_running = self.proc.poll() is None
+        if was_running:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=20 * MULT)
@@ -104,6 +107,10 @@ class EventServer:
                 self.proc.wait()
         self.proc.stdout.close()
         self.log.close()
+        if was_running and sig == signal.SIGTERM and self.proc.returncode != 0:
+            with open(self.data + ".log", "rb") as f:
+                tail = f.read()[-3000:].decode("utf-8", "replace")
+            raise AssertionError("eventserver exited %d on SIGTERM:\n%s" % (self.proc.returncode, tail))
 
 
 class Client:
