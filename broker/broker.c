@@ -1,0 +1,127 @@
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_proto.h"
+#include "core/core_alloc.h"
+#include "core/core_conf.h"
+#include "core/core_err.h"
+#include "core/core_log.h"
+
+void broker_conf_default(broker_conf_t *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    broker_log_conf_t lc;
+    broker_log_conf_default(&lc);
+    conf->auto_create_topics = true;
+    conf->num_partitions = 1;
+    conf->max_request_bytes = 100LL << 20;
+    conf->segment_bytes = lc.segment_bytes;
+    conf->segment_ms = lc.segment_ms;
+    conf->retention_bytes = lc.retention_bytes;
+    conf->retention_ms = lc.retention_ms;
+    conf->max_message_bytes = lc.max_message_bytes;
+    conf->housekeeping_ms = 30000;
+    conf->node_id = 0;
+    conf->max_connections = 10000;
+}
+
+int broker_open(const broker_conf_t *conf, broker_t **bp, char *errstr, size_t errstr_size)
+{
+    broker_t *b = core_xcalloc(1, sizeof *b);
+    b->conf = *conf;
+    b->node_id = (int32_t)conf->node_id;
+    snprintf(b->cluster_id, sizeof b->cluster_id, "eddy-cluster");
+    broker_log_conf_default(&b->log_defaults);
+    if (conf->segment_bytes > 0)
+        b->log_defaults.segment_bytes = conf->segment_bytes;
+    if (conf->segment_ms > 0)
+        b->log_defaults.segment_ms = conf->segment_ms;
+    b->log_defaults.retention_bytes = conf->retention_bytes;
+    b->log_defaults.retention_ms = conf->retention_ms;
+    if (conf->max_message_bytes > 0)
+        b->log_defaults.max_message_bytes = conf->max_message_bytes;
+    /* Until the listener is bound, advertise the configured address. */
+    char host[256];
+    int port = 9092;
+    const char *adv = conf->advertised ? conf->advertised : conf->listen;
+    if (adv && !core_parse_hostport(adv, host, sizeof host, &port))
+        broker_set_advertised(b, host, port);
+    else
+        broker_set_advertised(b, "127.0.0.1", 9092);
+    int rc = broker_topics_open(conf->data_dir, &b->log_defaults, &b->topics, errstr, errstr_size);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *bp = b;
+    return CORE_OK;
+}
+
+void broker_close(broker_t *b)
+{
+    if (!b)
+        return;
+    broker_topics_close(b->topics);
+    free(b->dirty);
+    free(b);
+}
+
+void broker_set_advertised(broker_t *b, const char *host, int port)
+{
+    snprintf(b->host, sizeof b->host, "%s", host);
+    b->port = port;
+}
+
+broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool create,
+                                 int16_t *kerr)
+{
+    broker_topic_t *t = name ? broker_topics_find(b->topics, name, len) : NULL;
+    if (t)
+        return t;
+    if (!name || !broker_topic_name_valid(name, len)) {
+        *kerr = BROKER_KERR_INVALID_TOPIC_EXCEPTION;
+        return NULL;
+    }
+    *kerr = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (!create || !b->conf.auto_create_topics)
+        return NULL;
+    char cname[256]; /* legal names are at most 249 bytes */
+    memcpy(cname, name, len);
+    cname[len] = 0;
+    char err[256] = "";
+    int rc = broker_topics_create(b->topics, cname, (int32_t)b->conf.num_partitions, NULL, NULL, 0,
+                                  false, err, sizeof err);
+    if (rc) {
+        CORE_WARN("broker", "auto-creating topic %s failed: %s", cname, err[0] ? err : core_strerror(rc));
+        *kerr = rc == CORE_ERR_INVAL ? BROKER_KERR_INVALID_TOPIC_EXCEPTION
+                                     : BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return NULL;
+    }
+    CORE_INFO("broker", "created topic %s (%lld partitions, auto-created)", cname,
+              (long long)b->conf.num_partitions);
+    return broker_topics_find(b->topics, name, len);
+}
+
+void broker_dirty_add(broker_t *b, broker_log_t *log)
+{
+    for (int i = 0; i < b->ndirty; i++)
+        if (b->dirty[i] == log)
+            return;
+    if (b->ndirty == b->dirty_cap) {
+        b->dirty_cap = b->dirty_cap ? b->dirty_cap * 2 : 16;
+        b->dirty = core_xrealloc(b->dirty, (size_t)b->dirty_cap * sizeof *b->dirty);
+    }
+    b->dirty[b->ndirty++] = log;
+}
+
+uint64_t broker_dirty_take(broker_t *b, broker_log_t ***logs, int *nlogs)
+{
+    *logs = b->dirty;
+    *nlogs = b->ndirty;
+    b->dirty = NULL;
+    b->ndirty = b->dirty_cap = 0;
+    return ++b->flush_started;
+}

@@ -1,0 +1,101 @@
+/*
+ * broker — the state one `eddy broker` process serves: its settings, the topic
+ * registry, and the bookkeeping shared by the protocol handlers
+ * (broker_proto) and the network layer (broker_net).
+ *
+ * Design: one handle (broker_t) reaches everything; there are no globals. The
+ * protocol handlers are plain functions of (broker_t *, request) so the fuzz
+ * harness and the unit tests drive them without sockets; the network layer
+ * adds waiting (long-poll Fetch, acks=all group commit, held group requests).
+ *
+ * Group commit (acks=all): a Produce handler that appended with acks=-1 adds
+ * each touched log to `dirty` and records in the request the flush generation
+ * it needs (flush_started + 1). The network layer runs one flush job at a time
+ * on the libuv threadpool over the logs that were dirty when it started
+ * (broker_dirty_take); every request whose generation is <= the finished job's
+ * is answered. So one fsync per partition covers every batch appended before
+ * the job began, and batches appended during a flush ride on the next one.
+ *
+ * Invariants:
+ *   - flush_done <= flush_started; flush_started - flush_done <= 1 (one job at a time).
+ *   - A broker_log_t in `dirty` belongs to a live topic: DeleteTopics is retried
+ *     (BROKER_PROTO_RETRY) while a flush runs or any acks=all produce waits.
+ *
+ * Threads: loop thread only; the flush job touches only the logs handed to it.
+ * Ownership: broker_open copies what it needs from conf; broker_close frees all.
+ */
+#ifndef EDDY_BROKER_H
+#define EDDY_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker_log.h"
+#include "broker/broker_topic.h"
+
+/* Settings of `eddy broker` (filled from the core_conf table in broker_cmd.c). */
+typedef struct broker_conf {
+    char *data_dir;
+    char *listen;             /* HOST:PORT to bind; port 0 = pick a free one */
+    char *advertised;         /* HOST:PORT put in Metadata; NULL = the bound listen address */
+    bool auto_create_topics;
+    int64_t num_partitions;   /* default for auto-created topics and CreateTopics(-1) */
+    int64_t max_request_bytes;
+    int64_t segment_bytes;
+    int64_t segment_ms;
+    int64_t retention_bytes;
+    int64_t retention_ms;
+    int64_t max_message_bytes;
+    int64_t housekeeping_ms;  /* period of the retention/roll timer */
+    int64_t node_id;
+    int64_t max_connections;
+} broker_conf_t;
+
+/* Defaults that mirror Kafka's where Kafka has one. */
+void broker_conf_default(broker_conf_t *conf);
+
+typedef struct broker_cg broker_cg_t; /* group coordinator (issue 4); NULL until it exists */
+
+typedef struct broker {
+    broker_conf_t conf;          /* strings borrowed from the caller's conf (outlive the broker) */
+    int32_t node_id;
+    char host[256];              /* advertised host and port (Metadata, FindCoordinator) */
+    int port;
+    char cluster_id[32];
+    broker_topics_t *topics;
+    broker_log_conf_t log_defaults;
+
+    /* acks=all group commit (see the header comment) */
+    broker_log_t **dirty;        /* logs with acks=all appends not yet handed to a flush */
+    int ndirty, dirty_cap;
+    uint64_t flush_started;      /* flush jobs started so far */
+    uint64_t flush_done;         /* flush jobs finished so far */
+    int64_t acks_all_waiting;    /* produce requests waiting for a flush */
+
+    bool appended;               /* an append happened since the network layer last looked */
+    broker_cg_t *cg;             /* group coordinator state, owned (issue 4) */
+    struct uv_loop_s *loop;      /* the network loop while broker_net runs (timers for cg), else NULL */
+} broker_t;
+
+/* Opens the data directory (recovering every partition log). conf is copied
+ * shallowly; its strings must outlive the broker. */
+int broker_open(const broker_conf_t *conf, broker_t **bp, char *errstr, size_t errstr_size);
+/* Flushes (fsync) and closes every log, frees the broker. */
+void broker_close(broker_t *b);
+/* Sets the address clients are told to connect to. */
+void broker_set_advertised(broker_t *b, const char *host, int port);
+
+/* Looks a topic up; if absent and `create` is true and auto-creation is on,
+ * creates it with conf.num_partitions partitions (logs one line). Returns
+ * NULL with *kerr set to the Kafka error to report (3 or 17). */
+broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool create,
+                                 int16_t *kerr);
+
+/* Records that `log` has acks=all data waiting for a flush (deduplicated). */
+void broker_dirty_add(broker_t *b, broker_log_t *log);
+/* Moves the dirty set to the caller (free() the array) and counts a started
+ * flush job; returns the job's generation. */
+uint64_t broker_dirty_take(broker_t *b, broker_log_t ***logs, int *nlogs);
+
+#endif
