@@ -447,8 +447,8 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                 if (rc) {
                     err = broker_proto_kerr(rc);
                     base = -1;
-                    CORE_WARN("broker", "produce to %s-%d rejected: %s (%s, client '%.*s')",
-                              t->name, pp->index, core_strerror(rc), broker_proto_api_name(0),
+                    CORE_WARN("broker", "produce to %s-%d rejected: %s (client '%.*s')",
+                              t->name, pp->index, core_strerror(rc),
                               req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
                               req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
                 } else {
