@@ -17,6 +17,7 @@ void broker_conf_default(broker_conf_t *conf)
     broker_log_conf_default(&lc);
     conf->auto_create_topics = true;
     conf->num_partitions = 1;
+    conf->max_partitions = BROKER_PROTO_MAX_CREATE_PARTITIONS;
     conf->max_request_bytes = 100LL << 20;
     conf->segment_bytes = lc.segment_bytes;
     conf->segment_ms = lc.segment_ms;

@@ -41,6 +41,7 @@ typedef struct broker_conf {
     char *advertised;         /* HOST:PORT put in Metadata; NULL = the bound listen address */
     bool auto_create_topics;
     int64_t num_partitions;   /* default for auto-created topics and CreateTopics(-1) */
+    int64_t max_partitions;   /* most partitions one topic may have (each holds files and fds) */
     int64_t max_request_bytes;
     int64_t segment_bytes;
     int64_t segment_ms;

@@ -8,6 +8,7 @@
 
 #include "broker/broker.h"
 #include "broker/broker_net.h"
+#include "broker/broker_proto.h"
 #include "cli/cli.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
@@ -25,6 +26,8 @@ static const core_opt_t broker_opts[] = {
      offsetof(broker_conf_t, auto_create_topics)},
     {"num-partitions", CORE_OPT_INT, "1", "partitions of auto-created topics (and CreateTopics -1)",
      offsetof(broker_conf_t, num_partitions)},
+    {"max-partitions", CORE_OPT_INT, "10000", "most partitions a topic may be created with",
+     offsetof(broker_conf_t, max_partitions)},
     {"max-request-bytes", CORE_OPT_SIZE, "100MiB",
      "largest request frame accepted; larger ones close the connection",
      offsetof(broker_conf_t, max_request_bytes)},
@@ -71,8 +74,11 @@ int cmd_broker(int argc, char **argv)
     }
     if (!rc && npos > 0)
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "unexpected argument '%s'", pos[0]);
-    if (!rc && (conf.num_partitions < 1 || conf.num_partitions > 10000))
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--num-partitions must be in 1..10000");
+    if (!rc && (conf.max_partitions < 1 || conf.max_partitions > BROKER_PROTO_MAX_CREATE_PARTITIONS))
+        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-partitions must be in 1..%d",
+                       BROKER_PROTO_MAX_CREATE_PARTITIONS);
+    if (!rc && (conf.num_partitions < 1 || conf.num_partitions > conf.max_partitions))
+        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--num-partitions must be in 1..--max-partitions");
     if (!rc && conf.max_request_bytes < 1024)
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-request-bytes must be >= 1KiB");
     if (rc) {

@@ -275,6 +275,28 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->rcap - c->rlen;
 }
 
+/* Input that cannot be framed: log one line, read no more, and queue a
+ * marker so the connection closes after the earlier responses are written. */
+static void conn_fail_input(conn_t *c, const char *why)
+{
+    CORE_WARN("broker", "connection %s: %s; closing after earlier responses", c->peer, why);
+    c->no_more_input = true;
+    conn_read_stop(c);
+    net_req_t *r = core_xcalloc(1, sizeof *r);
+    r->conn = c;
+    core_buf_init(&r->req.out);
+    r->state = RQ_READY;
+    r->res = BROKER_PROTO_CLOSE;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->next_run)
+        c->next_run = r;
+    c->nqueued++;
+}
+
 /* Cuts every whole frame out of the read buffer into a request. */
 static void conn_frame(conn_t *c)
 {
@@ -294,7 +316,7 @@ static void conn_frame(conn_t *c)
             snprintf(why, sizeof why, "%s frame size %d (limit %lld)",
                      rc == CORE_ERR_TOO_LARGE ? "oversized" : "invalid",
                      (int32_t)core_be32(c->rbuf + c->rpos), (long long)net->b->conf.max_request_bytes);
-            conn_close(c, why);
+            conn_fail_input(c, why);
             return;
         }
         uint8_t *frame = core_trymalloc(frame_len);
@@ -309,7 +331,7 @@ static void conn_frame(conn_t *c)
         if (broker_req_init(&r->req, frame, frame_len)) {
             broker_req_fini(&r->req);
             free(r);
-            conn_close(c, "unparsable request header");
+            conn_fail_input(c, "unparsable request header");
             return;
         }
         if (c->tail)

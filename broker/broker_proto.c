@@ -795,10 +795,10 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
         } else if (!broker_topic_name_valid((const char *)name.ptr, (size_t)name.len)) {
             err = BROKER_KERR_INVALID_TOPIC_EXCEPTION;
             snprintf(msg, sizeof msg, "illegal topic name (1..249 of [a-zA-Z0-9._-], not . or ..)");
-        } else if (nparts <= 0 || nparts > BROKER_PROTO_MAX_CREATE_PARTITIONS) {
+        } else if (nparts <= 0 || nparts > b->conf.max_partitions) {
             err = BROKER_KERR_INVALID_PARTITIONS;
-            snprintf(msg, sizeof msg, "partition count %d is not in 1..%d", nparts,
-                     BROKER_PROTO_MAX_CREATE_PARTITIONS);
+            snprintf(msg, sizeof msg, "partition count %d is not in 1..%lld", nparts,
+                     (long long)b->conf.max_partitions);
         } else if (rf != -1 && rf != 1) {
             err = BROKER_KERR_INVALID_REPLICATION_FACTOR;
             snprintf(msg, sizeof msg, "replication factor %d > 1 available broker", rf);

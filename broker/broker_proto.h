@@ -42,29 +42,29 @@
 #include "core/core_buf.h"
 
 /* ---- API keys ------------------------------------------------------------ */
-enum {
-    BROKER_API_PRODUCE = 0,
-    BROKER_API_FETCH = 1,
-    BROKER_API_LIST_OFFSETS = 2,
-    BROKER_API_METADATA = 3,
-    BROKER_API_OFFSET_COMMIT = 8,
-    BROKER_API_OFFSET_FETCH = 9,
-    BROKER_API_FIND_COORDINATOR = 10,
-    BROKER_API_JOIN_GROUP = 11,
-    BROKER_API_HEARTBEAT = 12,
-    BROKER_API_LEAVE_GROUP = 13,
-    BROKER_API_SYNC_GROUP = 14,
-    BROKER_API_DESCRIBE_GROUPS = 15,
-    BROKER_API_LIST_GROUPS = 16,
-    BROKER_API_SASL_HANDSHAKE = 17,
-    BROKER_API_API_VERSIONS = 18,
-    BROKER_API_CREATE_TOPICS = 19,
-    BROKER_API_DELETE_TOPICS = 20,
-    BROKER_API_INIT_PRODUCER_ID = 22,
-    BROKER_API_DESCRIBE_CONFIGS = 32,
-    BROKER_API_SASL_AUTHENTICATE = 36,
-    BROKER_API_MAX = 68, /* keys above this are rejected before the table lookup */
-};
+/* Macros, not an enum: broker_proto_group.h defines the group keys with the
+ * same spelling and value, which C allows for identical macro definitions. */
+#define BROKER_API_PRODUCE 0
+#define BROKER_API_FETCH 1
+#define BROKER_API_LIST_OFFSETS 2
+#define BROKER_API_METADATA 3
+#define BROKER_API_OFFSET_COMMIT 8
+#define BROKER_API_OFFSET_FETCH 9
+#define BROKER_API_FIND_COORDINATOR 10
+#define BROKER_API_JOIN_GROUP 11
+#define BROKER_API_HEARTBEAT 12
+#define BROKER_API_LEAVE_GROUP 13
+#define BROKER_API_SYNC_GROUP 14
+#define BROKER_API_DESCRIBE_GROUPS 15
+#define BROKER_API_LIST_GROUPS 16
+#define BROKER_API_SASL_HANDSHAKE 17
+#define BROKER_API_API_VERSIONS 18
+#define BROKER_API_CREATE_TOPICS 19
+#define BROKER_API_DELETE_TOPICS 20
+#define BROKER_API_INIT_PRODUCER_ID 22
+#define BROKER_API_DESCRIBE_CONFIGS 32
+#define BROKER_API_SASL_AUTHENTICATE 36
+#define BROKER_API_MAX 68
 
 /* ---- Kafka error codes (int16 on the wire; not core_err_t values) ---------- */
 enum {
