@@ -101,7 +101,7 @@ broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool
                                      : BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
     }
-    CORE_INFO("broker", "created topic %s (%lld partitions, auto-created)", cname,
+    CORE_DEBUG("broker", "auto-created topic %s (%lld partitions)", cname,
               (long long)b->conf.num_partitions);
     return broker_topics_find(b->topics, name, len);
 }

@@ -97,7 +97,6 @@ int cmd_broker(int argc, char **argv)
         CORE_ERROR("broker", "cannot open %s: %s", conf.data_dir, err[0] ? err : core_strerror(rc));
         goto out;
     }
-    CORE_INFO("broker", "opened %d topic(s) from %s", broker_topics_count(b->topics), conf.data_dir);
     rc = broker_net_new(b, &net, err, sizeof err);
     if (rc) {
         CORE_ERROR("broker", "%s", err);

@@ -812,8 +812,6 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
                 err = broker_proto_kerr(rc);
                 if (!msg[0])
                     snprintf(msg, sizeof msg, "%s", core_strerror(rc));
-            } else if (!validate_only) {
-                CORE_INFO("broker", "created topic %s (%d partitions)", cname, nparts);
             }
         }
         for (int32_t j = 0; j < nc; j++) {
@@ -871,8 +869,6 @@ static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, c
             if (rc) {
                 err = broker_proto_kerr(rc);
                 CORE_WARN("broker", "deleting topic %s failed: %s", cname, core_strerror(rc));
-            } else {
-                CORE_INFO("broker", "deleted topic %s", cname);
             }
             free(heap);
         }
