@@ -45,8 +45,10 @@
 /* Leader epochs kept in the checkpoint: each is one leadership change; the
  * cap bounds what a damaged checkpoint file can make us allocate. */
 #define EPOCH_MAX_ENTRIES 100000
-/* Read-path header buffer: one pread fetches the headers of many small batches. */
-#define HDR_BUF_SIZE (64 * 1024)
+/* Read-path header buffer: one pread fetches the headers of many small
+ * batches. Reads jump through the offset index and scan at most about one
+ * index interval of headers, so this need not be large (it is per partition). */
+#define HDR_BUF_SIZE (8 * 1024)
 /* Path buffers: dir + "/" + 20 digits + suffix. */
 #define LOG_PATH_MAX 4096
 
@@ -384,6 +386,36 @@ static int64_t seg_index_lookup(broker_segment_t *seg, int64_t offset)
         }
     }
     return best < seg->size ? best : 0;
+}
+
+/* For a read starting at start_pos: the position of the last .index entry
+ * with position <= limit_pos and offset < hw (a batch boundary such that
+ * every batch before it belongs in the read), or -1 if none is past start_pos. */
+static int64_t seg_index_jump(broker_segment_t *seg, int64_t start_pos, int64_t limit_pos,
+                              int64_t hw, int64_t *off_out)
+{
+    if (seg->idx_n == 0 || seg->last_idx_pos <= start_pos)
+        return -1;
+    if (seg->last_idx_pos <= limit_pos && seg->last_idx_off < hw) {
+        *off_out = seg->last_idx_off;
+        return seg->last_idx_pos;
+    }
+    int64_t lo = 0, hi = seg->idx_n - 1, best = -1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        uint8_t e[BROKER_INDEX_ENTRY_SIZE];
+        if (pread_all(seg->idx_fd, e, sizeof e, mid * BROKER_INDEX_ENTRY_SIZE))
+            return -1;
+        int64_t off = seg->base + core_be32(e), pos = core_be32(e + 4);
+        if (pos <= limit_pos && off < hw) {
+            best = pos;
+            *off_out = off;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return best > start_pos && best < seg->size ? best : -1;
 }
 
 /* Largest .timeindex entry with timestamp < ts: the batch offset to scan from
@@ -824,13 +856,14 @@ static int list_segments(broker_log_t *log, int64_t **basesp, int *np, char *err
         }
     }
     closedir(d);
-    qsort(bases, (size_t)n, sizeof *bases, cmp_i64);
+    if (n > 1)
+        qsort(bases, (size_t)n, sizeof *bases, cmp_i64);
     for (int i = 0; i < norphans; i++) {
         int64_t base;
         bool has_log = false;
         if (parse_seg_name(orphans[i], BROKER_INDEX_SUFFIX, &base) ||
             parse_seg_name(orphans[i], BROKER_TIMEINDEX_SUFFIX, &base))
-            has_log = bsearch(&base, bases, (size_t)n, sizeof *bases, cmp_i64) != NULL;
+            has_log = n > 0 && bsearch(&base, bases, (size_t)n, sizeof *bases, cmp_i64) != NULL;
         if (!has_log) {
             char p[LOG_PATH_MAX];
             snprintf(p, sizeof p, "%s/%s", log->dir, orphans[i]);
@@ -1267,6 +1300,15 @@ int broker_log_read(broker_log_t *log, int64_t offset, int64_t max_bytes,
     /* Whole batches from start: the first unconditionally, then while they
      * fit in max_bytes and begin below the high watermark. */
     int64_t end = start + hdr_total(&h);
+    /* Skip over whole runs of batches with the index, then scan the rest. */
+    int64_t limit = max_bytes > INT64_MAX - start ? INT64_MAX : start + max_bytes;
+    int64_t jump_off = -1;
+    int64_t jump = seg_index_jump(seg, end, limit, log->hw, &jump_off);
+    if (jump > end) {
+        broker_batch_hdr_t j;
+        if (hdr_at(log, seg, jump, &j) == 0 && j.base_offset == jump_off)
+            end = jump; /* else: a bad entry; scanning on from end is always right */
+    }
     while (end < seg->size) {
         if (hdr_at(log, seg, end, &h))
             break; /* serve what is known good; the header was logged */

@@ -321,7 +321,8 @@ static int dump_path(const char *path, bool verify)
             }
         }
         closedir(d);
-        qsort(names, (size_t)nsegs, sizeof *names, cmp_str); /* zero-padded: text order = offset order */
+        if (nsegs > 1)
+            qsort(names, (size_t)nsegs, sizeof *names, cmp_str); /* zero-padded: text order = offset order */
         int rc = 0;
         int64_t expect = -1;
         for (int i = 0; i < nsegs && !rc; i++) {

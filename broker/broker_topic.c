@@ -444,7 +444,8 @@ int broker_topics_open(const char *data_dir, const broker_log_conf_t *defaults,
         names[nnames++] = core_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)nnames, sizeof *names, cmp_str);
+    if (nnames > 1)
+        qsort(names, (size_t)nnames, sizeof *names, cmp_str);
     for (int i = 0; i < nnames && !rc; i++) {
         if (!broker_topic_name_valid(names[i], strlen(names[i]))) {
             CORE_WARN(MOD, "%s/%s: not a topic name; ignored", path, names[i]);
