@@ -352,6 +352,37 @@ static void test_read_returns_at_least_one_whole_batch(void **state)
     assert_int_equal(broker_log_read(f->log, -1, 1 << 20, &s), CORE_ERR_RANGE);
 }
 
+static void test_read_through_the_index_stops_on_the_last_batch_that_fits(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.index_interval_bytes = 150;
+    open_log(f);
+    enum { N = 120 };
+    int64_t sizes[N], pos[N + 1];
+    pos[0] = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t before = broker_log_size_bytes(f->log);
+        append_n(f, 1, TS0, 16 + (size_t)((i * 37) % 200));
+        sizes[i] = broker_log_size_bytes(f->log) - before;
+        pos[i + 1] = pos[i] + sizes[i];
+    }
+    for (int start = 0; start < N; start += 7) {
+        for (int64_t max = 1; max < 6000; max = max * 3 + 11) {
+            /* expected: whole batches from start while the total fits, at least one */
+            int end = start + 1;
+            while (end < N && pos[end + 1] - pos[start] <= max)
+                end++;
+            broker_log_slice_t s;
+            assert_int_equal(broker_log_read(f->log, start, max, &s), 0);
+            if (s.file_pos != pos[start] || s.len != pos[end] - pos[start])
+                fail_msg("read(%d, %lld): got pos %lld len %lld, want pos %lld len %lld", start,
+                         (long long)max, (long long)s.file_pos, (long long)s.len,
+                         (long long)pos[start], (long long)(pos[end] - pos[start]));
+            broker_log_slice_release(&s);
+        }
+    }
+}
+
 static void test_roll_by_size(void **state)
 {
     fixture_t *f = *state;
@@ -702,6 +733,7 @@ int main(void)
         T(test_zero_filled_tail_is_not_a_batch),
         T(test_index_is_rebuilt_when_it_points_past_the_log),
         T(test_read_returns_at_least_one_whole_batch),
+        T(test_read_through_the_index_stops_on_the_last_batch_that_fits),
         T(test_roll_by_size),
         T(test_roll_by_time),
         T(test_retention_by_size_and_time_deletes_whole_segments),
