@@ -1,0 +1,314 @@
+/* als_query — see als_query.h. */
+#include "ml/als_query.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_alloc.h"
+#include "core/core_err.h"
+#include "ml/als_score.h"
+
+#define QFAIL(...)                                                                       \
+    do {                                                                                 \
+        core_errf(CORE_ERR_INVAL, errstr, errstr_size, __VA_ARGS__);                     \
+        goto fail;                                                                       \
+    } while (0)
+
+static int check_list(json_t *v, const char *name, char *errstr, size_t errstr_size)
+{
+    if (!json_is_array(v))
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s must be an array of strings",
+                         name);
+    if (json_array_size(v) > ALS_QUERY_MAX_LIST)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s has more than %d entries",
+                         name, ALS_QUERY_MAX_LIST);
+    size_t j;
+    json_t *e;
+    json_array_foreach(v, j, e)
+    {
+        if (!json_is_string(e))
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                             "%s must be an array of strings", name);
+    }
+    return 0;
+}
+
+int als_query_parse(const char *body, size_t len, als_query_t *q, char *errstr,
+                    size_t errstr_size)
+{
+    memset(q, 0, sizeof(*q));
+    json_error_t jerr;
+    q->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!q->root)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "malformed JSON: %s", jerr.text);
+    if (!json_is_object(q->root))
+        QFAIL("query must be a JSON object");
+    const char *key;
+    json_t *v;
+    bool have_num = false;
+    json_object_foreach(q->root, key, v)
+    {
+        if (strcmp(key, "user") == 0) {
+            if (!json_is_string(v))
+                QFAIL("user must be a string");
+            q->user = json_string_value(v);
+        } else if (strcmp(key, "items") == 0) {
+            if (check_list(v, "items", errstr, errstr_size))
+                goto fail;
+            q->items = v;
+        } else if (strcmp(key, "num") == 0) {
+            if (!json_is_integer(v))
+                QFAIL("num must be an integer");
+            json_int_t n = json_integer_value(v);
+            if (n <= 0 || n > ALS_QUERY_MAX_NUM)
+                QFAIL("num must be 1..%d", ALS_QUERY_MAX_NUM);
+            q->num = (int)n;
+            have_num = true;
+        } else if (strcmp(key, "categories") == 0) {
+            if (check_list(v, "categories", errstr, errstr_size))
+                goto fail;
+            q->categories = v;
+        } else if (strcmp(key, "categoryBlackList") == 0) {
+            if (check_list(v, "categoryBlackList", errstr, errstr_size))
+                goto fail;
+            q->cat_black = v;
+        } else if (strcmp(key, "whiteList") == 0) {
+            if (check_list(v, "whiteList", errstr, errstr_size))
+                goto fail;
+            q->white = v;
+        } else if (strcmp(key, "blackList") == 0) {
+            if (check_list(v, "blackList", errstr, errstr_size))
+                goto fail;
+            q->black = v;
+        } else {
+            QFAIL("unknown field \"%.64s\" (known: user, items, num, categories, "
+                  "categoryBlackList, whiteList, blackList)",
+                  key);
+        }
+    }
+    if (!have_num)
+        QFAIL("num is required");
+    if (!!q->user == !!q->items)
+        QFAIL("give exactly one of \"user\" or \"items\"");
+    q->kind = q->user ? ALS_QUERY_USER : ALS_QUERY_ITEMS;
+    return CORE_OK;
+fail:
+    json_decref(q->root);
+    memset(q, 0, sizeof(*q));
+    return CORE_ERR_INVAL;
+}
+
+void als_query_fini(als_query_t *q)
+{
+    json_decref(q->root);
+    memset(q, 0, sizeof(*q));
+}
+
+void als_json_str(core_buf_t *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    core_buf_reserve(out, len + 2);
+    core_wr_raw(out, "\"", 1);
+    size_t run = 0;
+    for (size_t j = 0; j < len; j++) {
+        unsigned char c = (unsigned char)s[j];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        core_wr_raw(out, s + run, j - run);
+        run = j + 1;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            core_wr_raw(out, esc, 2);
+        } else {
+            core_wr_raw(out, esc, 6);
+        }
+    }
+    core_wr_raw(out, s + run, len - run);
+    core_wr_raw(out, "\"", 1);
+}
+
+/* Sorted, de-duplicated category indices named in a query list. */
+static int32_t *cat_set(const als_model_t *m, json_t *list, int *n)
+{
+    *n = 0;
+    if (!list)
+        return NULL;
+    int32_t *v = core_xmalloc((json_array_size(list) + 1) * sizeof(int32_t));
+    size_t j;
+    json_t *e;
+    json_array_foreach(list, j, e)
+    {
+        int32_t c = als_idmap_find(&m->cats, json_string_value(e), json_string_length(e));
+        if (c >= 0)
+            v[(*n)++] = c;
+    }
+    /* tiny lists: insertion sort */
+    for (int a = 1; a < *n; a++)
+        for (int b = a; b > 0 && v[b - 1] > v[b]; b--) {
+            int32_t t = v[b];
+            v[b] = v[b - 1];
+            v[b - 1] = t;
+        }
+    return v;
+}
+
+static bool shares_category(const als_model_t *m, int32_t item, const int32_t *set, int n)
+{
+    int64_t a = m->cat_ptr[item], ae = m->cat_ptr[item + 1];
+    int b = 0;
+    while (a < ae && b < n) {
+        if (m->cat_idx[a] == set[b])
+            return true;
+        if (m->cat_idx[a] < set[b])
+            a++;
+        else
+            b++;
+    }
+    return false;
+}
+
+int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popular,
+                  core_buf_t *out, als_query_info_t *info)
+{
+    const int32_t ni = m->items.n;
+    memset(info, 0, sizeof(*info));
+    float *scores = NULL;
+    uint8_t *excl = NULL;
+    als_scored_t *heap = NULL;
+    int32_t *cats = NULL, *cblack = NULL;
+    int ncats = 0, ncblack = 0;
+    bool positive_only = false;
+    als_topk_t t;
+    int err = CORE_OK;
+
+    if (ni == 0)
+        goto answer_empty;
+    scores = core_trymalloc((size_t)ni * sizeof(float));
+    excl = core_trymalloc((size_t)ni);
+    heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
+    if (!scores || !excl || !heap) {
+        err = CORE_ERR_NOMEM;
+        goto out;
+    }
+    memset(excl, 0, (size_t)ni);
+
+    if (q->kind == ALS_QUERY_USER) {
+        int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
+        if (u >= 0) {
+            als_score_all(als_row(&m->U, u), &m->V, scores);
+            for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
+                excl[m->seen.idx[e]] = 1;
+        } else {
+            info->unknown_user = true;
+            if (!unknown_popular)
+                goto answer_empty;
+            memcpy(scores, m->popularity, (size_t)ni * sizeof(float));
+        }
+    } else {
+        /* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖. */
+        float *acc = NULL;
+        if (posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
+            err = CORE_ERR_NOMEM;
+            goto out;
+        }
+        memset(acc, 0, (size_t)m->V.stride * sizeof(float));
+        int known = 0;
+        size_t j;
+        json_t *e;
+        json_array_foreach(q->items, j, e)
+        {
+            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+            if (i < 0 || excl[i])
+                continue;
+            excl[i] = 1;
+            known++;
+            if (m->item_norm[i] > 0) {
+                const float *y = als_row(&m->V, i);
+                float inv = 1.0f / m->item_norm[i];
+                for (int32_t a = 0; a < m->V.rank; a++)
+                    acc[a] += y[a] * inv;
+            }
+        }
+        if (!known) {
+            free(acc);
+            goto answer_empty;
+        }
+        als_score_all(acc, &m->V, scores);
+        free(acc);
+        for (int32_t i = 0; i < ni; i++)
+            scores[i] = m->item_norm[i] > 0 ? scores[i] / m->item_norm[i] : 0;
+        positive_only = true;
+    }
+    if (q->black) {
+        size_t j;
+        json_t *e;
+        json_array_foreach(q->black, j, e)
+        {
+            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+            if (i >= 0)
+                excl[i] = 1;
+        }
+    }
+    cats = cat_set(m, q->categories, &ncats);
+    cblack = cat_set(m, q->cat_black, &ncblack);
+    if (q->categories && ncats == 0)
+        goto answer_empty; /* no known category: nothing can share one */
+
+    als_topk_init(&t, heap, q->num);
+#define CONSIDER(i)                                                                      \
+    do {                                                                                 \
+        if (excl[i])                                                                     \
+            break;                                                                       \
+        if (positive_only && !(scores[i] > 0))                                           \
+            break;                                                                       \
+        if (q->categories && !shares_category(m, i, cats, ncats))                        \
+            break;                                                                       \
+        if (ncblack && shares_category(m, i, cblack, ncblack))                           \
+            break;                                                                       \
+        als_topk_push(&t, i, scores[i]);                                                 \
+    } while (0)
+    if (q->white) {
+        size_t j;
+        json_t *e;
+        json_array_foreach(q->white, j, e)
+        {
+            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+            if (i < 0)
+                continue;
+            CONSIDER(i);
+            excl[i] = 1; /* a repeated whitelist id is considered once */
+        }
+    } else {
+        for (int32_t i = 0; i < ni; i++)
+            CONSIDER(i);
+    }
+#undef CONSIDER
+    als_topk_sort(&t);
+    core_buf_reserve(out, 32 + (size_t)t.n * 48);
+    core_wr_raw(out, "{\"itemScores\":[", 15);
+    for (int32_t j = 0; j < t.n; j++) {
+        if (j)
+            core_wr_raw(out, ",", 1);
+        core_wr_raw(out, "{\"item\":", 8);
+        int32_t i = t.h[j].item;
+        als_json_str(out, m->items.names[i], m->items.lens[i]);
+        char num[48];
+        int n = snprintf(num, sizeof(num), ",\"score\":%.9g}", (double)t.h[j].score);
+        core_wr_raw(out, num, (size_t)n);
+    }
+    core_wr_raw(out, "]}", 2);
+    info->returned = t.n;
+    goto out;
+answer_empty:
+    core_wr_raw(out, "{\"itemScores\":[]}", 17);
+out:
+    free(scores);
+    free(excl);
+    free(heap);
+    free(cats);
+    free(cblack);
+    return err;
+}
