@@ -1,0 +1,539 @@
+/* eddy train | eval | serve — the recommender's commands (ml/ README section
+ * "Recommendations"). Each opens the store only for as long as it needs it,
+ * so none of them keeps a data directory locked against `eddy eventserver`. */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core_conf.h"
+#include "core/core_err.h"
+#include "core/core_log.h"
+#include "core/core_time.h"
+#include "ml/als_data.h"
+#include "ml/als_engine.h"
+#include "ml/als_eval.h"
+#include "ml/als_pipeline.h"
+#include "ml/als_serve.h"
+#include "ml/als_store.h"
+#include "storage/store.h"
+
+typedef struct ml_conf {
+    char *app, *engine, *data, *store, *ratings, *listen, *tolerance, *split, *holdout;
+    int64_t threads;
+    bool force, quiet;
+    core_strlist_t grid;
+} ml_conf_t;
+
+#define OPT_APP                                                                          \
+    {"app", CORE_OPT_STR, NULL, "app name (default: engine.json datasource.params.appName)", \
+     offsetof(ml_conf_t, app)}
+#define OPT_ENGINE                                                                       \
+    {"engine", CORE_OPT_STR, "engine.json", "engine.json (PredictionIO shape)",            \
+     offsetof(ml_conf_t, engine)}
+#define OPT_DATA                                                                         \
+    {"data", CORE_OPT_STR, "./eddy-data", "data directory of the event store",             \
+     offsetof(ml_conf_t, data)}
+#define OPT_STORE                                                                        \
+    {"store", CORE_OPT_STR, NULL,                                                         \
+     "store URL instead of --data (rocksdb:DIR, redis://HOST:PORT/DB, eddy://HOST:PORT)",   \
+     offsetof(ml_conf_t, store)}
+#define OPT_THREADS                                                                      \
+    {"threads", CORE_OPT_INT, "0", "training threads (0 = all cores)",                     \
+     offsetof(ml_conf_t, threads)}
+
+static const core_opt_t train_opts[] = {
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
+    {"ratings", CORE_OPT_STR, NULL,
+     "train from a MovieLens-style file (user TAB item TAB rating TAB seconds) instead of events",
+     offsetof(ml_conf_t, ratings)},
+    {"tolerance", CORE_OPT_STR, "0.02",
+     "quality gate: promote unless the holdout metric is worse than the deployed model's by "
+     "more than this fraction",
+     offsetof(ml_conf_t, tolerance)},
+    {"force", CORE_OPT_BOOL, "false", "promote even if the quality gate says no",
+     offsetof(ml_conf_t, force)},
+    {"quiet", CORE_OPT_BOOL, "false", "no per-iteration progress even on a terminal",
+     offsetof(ml_conf_t, quiet)},
+    CORE_OPT_END,
+};
+
+static const core_opt_t eval_opts[] = {
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
+    {"ratings", CORE_OPT_STR, NULL, "evaluate on a MovieLens-style file instead of events",
+     offsetof(ml_conf_t, ratings)},
+    {"grid", CORE_OPT_LIST, NULL,
+     "parameter grid NAME=V1,V2 (rank, numIterations, lambda, alpha); repeat or list several "
+     "after one --grid",
+     offsetof(ml_conf_t, grid)},
+    {"split", CORE_OPT_STR, "random", "holdout split: random (seeded) or time (latest events)",
+     offsetof(ml_conf_t, split)},
+    {"holdout", CORE_OPT_STR, "0.2", "fraction held out for testing", offsetof(ml_conf_t, holdout)},
+    CORE_OPT_END,
+};
+
+static const core_opt_t serve_opts[] = {
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
+    {"listen", CORE_OPT_STR, "127.0.0.1:8000", "HTTP listen address HOST:PORT",
+     offsetof(ml_conf_t, listen)},
+    CORE_OPT_END,
+};
+
+static int open_store(const ml_conf_t *c, store_t **s, char *err, size_t errsz)
+{
+    if (c->store)
+        return store_open(c->store, NULL, s, err, errsz);
+    return store_open_dir(c->data, NULL, s, err, errsz);
+}
+
+/* Common start: flags, help, engine.json, app name. Returns -1 to go on,
+ * else the exit status. */
+static int cmd_begin(const char *name, const core_opt_t *opts, const char *usage,
+                     const char *summary, int argc, char **argv, ml_conf_t *c, als_engine_t *e,
+                     char **pos, int *npos)
+{
+    char err[512];
+    bool help = false;
+    memset(c, 0, sizeof(*c));
+    core_conf_defaults(opts, c, err, sizeof(err));
+    if (core_conf_parse_args(opts, c, argc, argv, pos, npos, &help, err, sizeof(err))) {
+        fprintf(stderr, "eddy %s: %s\n", name, err);
+        return 2;
+    }
+    if (help) {
+        core_conf_usage(stdout, usage, summary, opts);
+        return 0;
+    }
+    if (c->threads < 0 || c->threads > 1024) {
+        fprintf(stderr, "eddy %s: --threads must be 0..1024\n", name);
+        return 2;
+    }
+    int rc = als_engine_load(c->engine, e, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "eddy %s: %s\n", name, err);
+        return 2;
+    }
+    if (c->app && strlen(c->app) <= ALS_MODEL_MAX_NAME)
+        snprintf(e->app, sizeof(e->app), "%s", c->app);
+    if (!e->app[0] && !c->ratings) {
+        fprintf(stderr, "eddy %s: no app: give --app NAME or datasource.params.appName\n", name);
+        return 2;
+    }
+    if (!e->app[0])
+        snprintf(e->app, sizeof(e->app), "file");
+    return -1;
+}
+
+static int load_input(const ml_conf_t *c, const als_engine_t *e, als_obs_t *obs,
+                      als_catlist_t *cats, char *err, size_t errsz)
+{
+    if (c->ratings)
+        return als_load_movielens(obs, c->ratings, err, errsz);
+    store_t *s;
+    int rc = open_store(c, &s, err, errsz);
+    if (rc)
+        return rc;
+    als_load_stats_t st;
+    rc = als_store_load_events(s, e->app, e, obs, cats, &st, err, errsz);
+    store_close(s);
+    if (!rc)
+        CORE_INFO("ml", "app %s: %lld events read (%lld unusable), %d users, %d items, %lld "
+                        "items with categories",
+                  e->app, (long long)st.events, (long long)st.skipped, obs->users.n, obs->items.n,
+                  (long long)st.items_with_categories);
+    return rc;
+}
+
+/* ---- train ------------------------------------------------------------------------- */
+
+typedef struct {
+    int total; /* iterations per run */
+    int seen;  /* callbacks so far */
+    bool holdout;
+    bool tty;
+} progress_t;
+
+static void on_progress(void *opaque, int iter, double loss, double elapsed)
+{
+    progress_t *p = opaque;
+    p->seen++;
+    if (!p->tty)
+        return;
+    const char *phase = p->holdout && p->seen <= p->total ? "holdout" : "final";
+    fprintf(stderr, "  %-7s iteration %3d/%-3d  loss %.6e  %7.2fs\n", phase, iter, p->total, loss,
+            elapsed);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    ml_conf_t c;
+    als_engine_t e;
+    char *pos[argc + 1];
+    int npos = 0;
+    int rc = cmd_begin(
+        "train", train_opts,
+        "eddy train --app NAME --engine engine.json [--data DIR | --store URL] [--force]",
+        "Trains an ALS model on the app's events (rate/buy for explicit engines, view/buy\n"
+        "for implicit ones), measures it on a seeded holdout, and promotes it unless it is\n"
+        "worse than the deployed model by more than --tolerance (the quality gate). The\n"
+        "model is stored in the event store, versioned per (app, engine id); running\n"
+        "`eddy serve` instances pick it up on POST /reload.",
+        argc, argv, &c, &e, pos, &npos);
+    if (rc >= 0)
+        goto out_conf;
+    rc = 1;
+    char err[512];
+    char *end;
+    double tol = strtod(c.tolerance, &end);
+    if (*end || !(tol >= 0) || tol > 10) {
+        fprintf(stderr, "eddy train: bad --tolerance '%s'\n", c.tolerance);
+        rc = 2;
+        goto out_conf;
+    }
+    als_obs_t obs;
+    als_catlist_t cats;
+    als_obs_init(&obs);
+    als_catlist_init(&cats);
+    als_model_t *m = NULL, *old = NULL;
+    store_t *s = NULL;
+    if (load_input(&c, &e, &obs, &cats, err, sizeof(err))) {
+        fprintf(stderr, "eddy train: %s\n", err);
+        goto out;
+    }
+    progress_t pr = {e.params.iterations, 0, e.holdout > 0,
+                     !c.quiet && isatty(STDERR_FILENO)};
+    als_train_stats_t st;
+    int64_t t0 = core_mono_us();
+    if (als_pipeline_train(&e, &obs, &cats, (int)c.threads, on_progress, &pr, &m, &st, err,
+                           sizeof(err))) {
+        fprintf(stderr, "eddy train: %s\n", err);
+        goto out;
+    }
+    m->trained_at_ms = core_wall_ms();
+    double secs = (double)(core_mono_us() - t0) / 1e6;
+    printf("trained %s/%s: %d users, %d items, %lld ratings, rank %d, %d iterations, "
+           "%.2fs (final fit %.2fs)\n",
+           e.app, e.id, st.nusers, st.nitems, (long long)st.nnz, e.params.rank,
+           e.params.iterations, secs, st.final_seconds);
+    for (int j = 0; j < m->nmetrics; j++)
+        printf("  holdout %-22s %.4f\n", m->metrics[j].name, m->metrics[j].value);
+    if ((rc = open_store(&c, &s, err, sizeof(err))) != CORE_OK) {
+        fprintf(stderr, "eddy train: %s\n", err);
+        rc = 1;
+        goto out;
+    }
+    rc = 1;
+    int lerr = als_store_model_load(s, e.app, e.id, &old, err, sizeof(err));
+    if (lerr && lerr != CORE_ERR_NOT_FOUND)
+        CORE_WARN("ml", "cannot read the deployed model (%s): gating against nothing", err);
+    char why[512];
+    bool promote = als_gate_check(m, old, tol, why, sizeof(why));
+    if (!promote && !c.force) {
+        printf("quality gate: %s\n", why);
+        printf("not promoted: still serving v%lld\n", (long long)old->version);
+        rc = 3;
+        goto out;
+    }
+    if (!promote)
+        printf("quality gate: %s (overridden by --force)\n", why);
+    else
+        printf("quality gate: %s\n", why);
+    if (als_store_model_save(s, m, err, sizeof(err))) {
+        fprintf(stderr, "eddy train: %s\n", err);
+        goto out;
+    }
+    printf("promoted: model v%lld is now the deployed model for %s/%s\n", (long long)m->version,
+           e.app, e.id);
+    rc = 0;
+out:
+    store_close(s);
+    als_model_release(m);
+    als_model_release(old);
+    als_catlist_fini(&cats);
+    als_obs_fini(&obs);
+out_conf:
+    core_conf_free(train_opts, &c);
+    return rc;
+}
+
+/* ---- eval -------------------------------------------------------------------------- */
+
+#define GRID_MAX_VALUES 16
+#define GRID_MAX_RUNS 256
+
+typedef struct {
+    char name[32];
+    double v[GRID_MAX_VALUES];
+    int n;
+} grid_axis_t;
+
+static int parse_axis(const char *spec, grid_axis_t *ax, char *err, size_t errsz)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof(ax->name))
+        return core_errf(CORE_ERR_INVAL, err, errsz, "grid entry '%s': want NAME=V1,V2", spec);
+    memcpy(ax->name, spec, (size_t)(eq - spec));
+    ax->name[eq - spec] = 0;
+    if (strcmp(ax->name, "rank") && strcmp(ax->name, "numIterations") &&
+        strcmp(ax->name, "lambda") && strcmp(ax->name, "alpha"))
+        return core_errf(CORE_ERR_INVAL, err, errsz,
+                         "grid: unknown parameter '%s' (rank, numIterations, lambda, alpha)",
+                         ax->name);
+    ax->n = 0;
+    const char *p = eq + 1;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !isfinite(v) || ax->n == GRID_MAX_VALUES)
+            return core_errf(CORE_ERR_INVAL, err, errsz, "grid entry '%s': bad value list", spec);
+        ax->v[ax->n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (!ax->n)
+        return core_errf(CORE_ERR_INVAL, err, errsz, "grid entry '%s': no values", spec);
+    return 0;
+}
+
+static void apply_axis(als_params_t *p, const grid_axis_t *ax, double v)
+{
+    if (!strcmp(ax->name, "rank"))
+        p->rank = (int)v;
+    else if (!strcmp(ax->name, "numIterations"))
+        p->iterations = (int)v;
+    else if (!strcmp(ax->name, "lambda"))
+        p->lambda = v;
+    else
+        p->alpha = v;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    ml_conf_t c;
+    als_engine_t e;
+    char *pos[argc + 1];
+    int npos = 0;
+    int rc = cmd_begin(
+        "eval", eval_opts,
+        "eddy eval --app NAME --engine engine.json [--grid rank=10,20 lambda=0.05,0.1]",
+        "Evaluates the engine on a holdout split of the app's events (random or by time)\n"
+        "and prints one table row per parameter combination: RMSE/MAE for explicit\n"
+        "engines; precision/recall/MAP/NDCG@k and the most-popular baseline for implicit\n"
+        "ones. Stores nothing.",
+        argc, argv, &c, &e, pos, &npos);
+    if (rc >= 0)
+        goto out_conf;
+    rc = 2;
+    char err[512];
+    grid_axis_t axes[8];
+    int naxes = 0;
+    /* --grid a=1,2 b=3: the values after the first --grid arrive as
+     * positional arguments; accept NAME=... ones there too. */
+    for (int j = 0; j < c.grid.n + npos; j++) {
+        const char *spec = j < c.grid.n ? c.grid.v[j] : pos[j - c.grid.n];
+        if (naxes == 8 || parse_axis(spec, &axes[naxes], err, sizeof(err))) {
+            fprintf(stderr, "eddy eval: %s\n", naxes == 8 ? "at most 8 grid axes" : err);
+            goto out_conf;
+        }
+        naxes++;
+    }
+    char *end;
+    double holdout = strtod(c.holdout, &end);
+    if (*end || !(holdout > 0 && holdout < 1)) {
+        fprintf(stderr, "eddy eval: --holdout must be in (0, 1)\n");
+        goto out_conf;
+    }
+    als_split_t split;
+    if (!strcmp(c.split, "random"))
+        split = ALS_SPLIT_RANDOM;
+    else if (!strcmp(c.split, "time"))
+        split = ALS_SPLIT_TIME;
+    else {
+        fprintf(stderr, "eddy eval: --split must be random or time\n");
+        goto out_conf;
+    }
+    rc = 1;
+    als_obs_t obs;
+    als_catlist_t cats;
+    als_obs_init(&obs);
+    als_catlist_init(&cats);
+    uint8_t *sel = NULL;
+    als_csr_t ui = {0}, iu = {0}, te = {0};
+    if (load_input(&c, &e, &obs, &cats, err, sizeof(err))) {
+        fprintf(stderr, "eddy eval: %s\n", err);
+        goto out;
+    }
+    if (obs.n == 0) {
+        fprintf(stderr, "eddy eval: no events to evaluate on\n");
+        goto out;
+    }
+    const bool implicit = e.params.implicit;
+    sel = calloc(obs.n, 1);
+    als_split_mark(&obs, split, holdout, e.params.seed, sel);
+    if (als_obs_build_sel(&obs, implicit ? ALS_REDUCE_SUM : ALS_REDUCE_LATEST, sel, 0, &ui, &iu) ||
+        als_obs_build_sel(&obs, ALS_REDUCE_LATEST, sel, 1, &te, NULL)) {
+        fprintf(stderr, "eddy eval: out of memory\n");
+        goto out;
+    }
+    printf("%s holdout %.0f%% (%s split, seed %llu): %d users, %d items, %lld train / %lld test "
+           "ratings\n",
+           implicit ? "implicit" : "explicit", holdout * 100, c.split,
+           (unsigned long long)e.params.seed, ui.nrows, ui.ncols, (long long)ui.nnz,
+           (long long)te.nnz);
+    const int k = e.query_num;
+    if (implicit)
+        printf("%6s %6s %8s %7s | %8s %8s %8s %8s | %8s\n", "rank", "iters", "lambda", "alpha",
+               "P@k", "R@k", "MAP@k", "NDCG@k", "train s");
+    else
+        printf("%6s %6s %8s %7s | %8s %8s | %8s\n", "rank", "iters", "lambda", "alpha", "RMSE",
+               "MAE", "train s");
+    int nruns = 1;
+    for (int a = 0; a < naxes; a++)
+        nruns *= axes[a].n;
+    if (nruns > GRID_MAX_RUNS) {
+        fprintf(stderr, "eddy eval: grid has %d combinations (max %d)\n", nruns, GRID_MAX_RUNS);
+        goto out;
+    }
+    for (int r = 0; r < nruns; r++) {
+        als_params_t p = e.params;
+        p.threads = (int)c.threads;
+        for (int a = 0, rest = r; a < naxes; a++) {
+            apply_axis(&p, &axes[a], axes[a].v[rest % axes[a].n]);
+            rest /= axes[a].n;
+        }
+        if (als_params_check(&p, err, sizeof(err))) {
+            fprintf(stderr, "eddy eval: %s\n", err);
+            goto out;
+        }
+        als_factors_t U, V;
+        int64_t t0 = core_mono_us();
+        if (als_train(&p, &ui, &iu, &U, &V, NULL, NULL, NULL, err, sizeof(err))) {
+            fprintf(stderr, "eddy eval: %s\n", err);
+            als_factors_fini(&U);
+            als_factors_fini(&V);
+            goto out;
+        }
+        double secs = (double)(core_mono_us() - t0) / 1e6;
+        if (implicit) {
+            als_rank_metrics_t m;
+            als_eval_ranking(&ui, &iu, &te, &U, &V, k, 0.0f, p.threads, &m);
+            printf("%6d %6d %8g %7g | %8.4f %8.4f %8.4f %8.4f | %8.2f\n", p.rank, p.iterations,
+                   p.lambda, p.alpha, m.precision, m.recall, m.map, m.ndcg, secs);
+        } else {
+            als_rating_metrics_t m;
+            als_eval_rating(&ui, &iu, &te, &U, &V, &m);
+            printf("%6d %6d %8g %7g | %8.4f %8.4f | %8.2f\n", p.rank, p.iterations, p.lambda,
+                   p.alpha, m.rmse, m.mae, secs);
+        }
+        fflush(stdout);
+        als_factors_fini(&U);
+        als_factors_fini(&V);
+    }
+    if (implicit) {
+        als_rank_metrics_t m;
+        als_eval_ranking(&ui, &iu, &te, NULL, NULL, k, 0.0f, (int)c.threads, &m);
+        printf("%-29s | %8.4f %8.4f %8.4f %8.4f |\n", "most-popular baseline", m.precision,
+               m.recall, m.map, m.ndcg);
+    }
+    printf("(k = %d; metrics over %s)\n", k,
+           implicit ? "test users with training data" : "test ratings of known users and items");
+    rc = 0;
+out:
+    free(sel);
+    als_csr_fini(&ui);
+    als_csr_fini(&iu);
+    als_csr_fini(&te);
+    als_catlist_fini(&cats);
+    als_obs_fini(&obs);
+out_conf:
+    core_conf_free(eval_opts, &c);
+    return rc;
+}
+
+/* ---- serve ------------------------------------------------------------------------- */
+
+typedef struct {
+    const ml_conf_t *c;
+    const als_engine_t *e;
+} serve_src_t;
+
+/* Opens the store just for the load: the event server may own the data dir. */
+static int serve_loader(void *opaque, als_model_t **out, char *err, size_t errsz)
+{
+    serve_src_t *src = opaque;
+    store_t *s;
+    int rc = open_store(src->c, &s, err, errsz);
+    if (rc)
+        return rc;
+    rc = als_store_model_load(s, src->e->app, src->e->id, out, err, errsz);
+    store_close(s);
+    return rc;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    ml_conf_t c;
+    als_engine_t e;
+    char *pos[argc + 1];
+    int npos = 0;
+    int rc = cmd_begin(
+        "serve", serve_opts,
+        "eddy serve --app NAME --engine engine.json [--data DIR] [--listen HOST:PORT]",
+        "Serves the deployed model with PredictionIO's engine-server API:\n"
+        "POST /queries.json {\"user\":\"u1\",\"num\":10} or {\"items\":[\"i1\"],\"num\":10},\n"
+        "optional categories/categoryBlackList/whiteList/blackList; GET / (model info),\n"
+        "POST /reload (switch to the newest model without dropping a query), GET /metrics.",
+        argc, argv, &c, &e, pos, &npos);
+    if (rc >= 0)
+        goto out_conf;
+    rc = 2;
+    char err[512], host[256];
+    int port;
+    if (npos) {
+        fprintf(stderr, "eddy serve: unexpected argument '%s'\n", pos[0]);
+        goto out_conf;
+    }
+    if (core_parse_hostport(c.listen, host, sizeof(host), &port)) {
+        fprintf(stderr, "eddy serve: bad --listen '%s' (want HOST:PORT)\n", c.listen);
+        goto out_conf;
+    }
+    rc = 1;
+    serve_src_t src = {&c, &e};
+    als_model_t *m = NULL;
+    int lrc = serve_loader(&src, &m, err, sizeof(err));
+    if (lrc == CORE_ERR_NOT_FOUND)
+        CORE_WARN("ml", "%s; answering 503 until POST /reload finds one", err);
+    else if (lrc) {
+        fprintf(stderr, "eddy serve: %s\n", err);
+        goto out_conf;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* server threads inherit the mask */
+    als_server_conf_t sc = {.host = host,
+                            .port = port,
+                            .threads = (int)c.threads,
+                            .unknown_popular = e.unknown_popular,
+                            .loader = serve_loader,
+                            .loader_opaque = &src};
+    als_server_t *srv;
+    if (als_server_start(&sc, m, &srv, err, sizeof(err))) {
+        fprintf(stderr, "eddy serve: %s\n", err);
+        goto out_conf;
+    }
+    CORE_INFO("ml", "serving %s/%s model v%lld on %s:%d", e.app, e.id,
+              (long long)als_server_version(srv), host, als_server_port(srv));
+    int sig;
+    sigwait(&set, &sig);
+    CORE_INFO("ml", "signal %d: stopping", sig);
+    als_server_free(srv);
+    rc = 0;
+out_conf:
+    core_conf_free(serve_opts, &c);
+    return rc;
+}
