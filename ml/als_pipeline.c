@@ -1,6 +1,7 @@
 /* als_pipeline — see als_pipeline.h. */
 #include "ml/als_pipeline.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,47 @@ void als_catlist_add(als_catlist_t *c, const char *item_id, const char *category
     }
     c->item_ids[c->n] = core_xstrdup(item_id);
     c->cat[c->n++] = k;
+}
+
+int als_load_movielens_items(als_catlist_t *c, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    static const char *const genres[19] = {
+        "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+        "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+        "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return core_errf(errno, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    char line[8192];
+    long lineno = 0;
+    int err = CORE_OK;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0])
+            continue;
+        char *fields[24];
+        int nf = 0;
+        for (char *s = line; nf < 24;) {
+            fields[nf++] = s;
+            char *bar = strchr(s, '|');
+            if (!bar)
+                break;
+            *bar = 0;
+            s = bar + 1;
+        }
+        if (nf != 24 || !fields[0][0] || strlen(fields[0]) > ALS_MAX_ID_LEN) {
+            err = core_errf(CORE_ERR_MALFORMED, errstr, errstr_size,
+                            "%s:%ld: expected 24 '|'-separated fields", path, lineno);
+            break;
+        }
+        for (int g = 0; g < 19; g++)
+            if (fields[5 + g][0] == '1')
+                als_catlist_add(c, fields[0], genres[g]);
+    }
+    fclose(f);
+    return err;
 }
 
 static int cmp_i32(const void *a, const void *b)

@@ -48,6 +48,12 @@ void als_catlist_init(als_catlist_t *c);
 void als_catlist_fini(als_catlist_t *c);
 void als_catlist_add(als_catlist_t *c, const char *item_id, const char *category);
 
+/* Reads a MovieLens u.item file (id|title|date|video|url|19 genre flags) and
+ * adds each item's genres as categories. Returns 0, an errno value, or
+ * CORE_ERR_MALFORMED with the line in errstr. */
+int als_load_movielens_items(als_catlist_t *c, const char *path, char *errstr,
+                             size_t errstr_size);
+
 typedef struct als_train_stats {
     double holdout_seconds; /* training on the split */
     double final_seconds;   /* training on everything */

@@ -171,7 +171,7 @@ static void iso_time(int64_t ms, char *buf, size_t n)
     snprintf(buf + w, n - w, ".%03dZ", (int)(ms % 1000));
 }
 
-static json_t *model_json(const als_model_t *m)
+json_t *als_model_info_json(const als_model_t *m)
 {
     char at[40];
     iso_time(m->trained_at_ms, at, sizeof(at));
@@ -202,7 +202,7 @@ static void h_status(core_http_req_t *req, void *user)
     json_t *j = json_pack("{s:s, s:s, s:I, s:I}", "server", "eddy serve", "startedAt", started,
                           "queries", (json_int_t)nq, "reloads",
                           (json_int_t)atomic_load(&s->reloads));
-    json_object_set_new(j, "model", m ? model_json(m) : json_null());
+    json_object_set_new(j, "model", m ? als_model_info_json(m) : json_null());
     als_model_release(m);
     core_http_reply_json(req, 200, j);
 }

@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "ml/als_model.h"
 
 /* Loads the newest model for the server (e.g. from the store). Returns 0 and
@@ -69,6 +71,8 @@ int als_server_port(const als_server_t *s);
 void als_server_swap(als_server_t *s, als_model_t *model);
 /* Version of the deployed model (0 = none). */
 int64_t als_server_version(als_server_t *s);
+/* The model description GET / shows (new JSON object). */
+json_t *als_model_info_json(const als_model_t *m);
 /* Stops the HTTP server, releases the model, frees. NULL is a no-op. */
 void als_server_free(als_server_t *s);
 

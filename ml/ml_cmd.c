@@ -19,11 +19,12 @@
 #include "ml/als_eval.h"
 #include "ml/als_pipeline.h"
 #include "ml/als_serve.h"
+#include "ml/als_query.h"
 #include "ml/als_store.h"
 #include "storage/store.h"
 
 typedef struct ml_conf {
-    char *app, *engine, *data, *store, *ratings, *listen, *tolerance, *split, *holdout;
+    char *app, *engine, *data, *store, *ratings, *items, *listen, *tolerance, *split, *holdout;
     int64_t threads;
     bool force, quiet;
     core_strlist_t grid;
@@ -51,6 +52,9 @@ static const core_opt_t train_opts[] = {
     {"ratings", CORE_OPT_STR, NULL,
      "train from a MovieLens-style file (user TAB item TAB rating TAB seconds) instead of events",
      offsetof(ml_conf_t, ratings)},
+    {"items", CORE_OPT_STR, NULL,
+     "with --ratings: MovieLens u.item file whose genres become item categories",
+     offsetof(ml_conf_t, items)},
     {"tolerance", CORE_OPT_STR, "0.02",
      "quality gate: promote unless the holdout metric is worse than the deployed model's by "
      "more than this fraction",
@@ -131,8 +135,12 @@ static int cmd_begin(const char *name, const core_opt_t *opts, const char *usage
 static int load_input(const ml_conf_t *c, const als_engine_t *e, als_obs_t *obs,
                       als_catlist_t *cats, char *err, size_t errsz)
 {
-    if (c->ratings)
-        return als_load_movielens(obs, c->ratings, err, errsz);
+    if (c->ratings) {
+        int rc = als_load_movielens(obs, c->ratings, err, errsz);
+        if (!rc && c->items)
+            rc = als_load_movielens_items(cats, c->items, err, errsz);
+        return rc;
+    }
     store_t *s;
     int rc = open_store(c, &s, err, errsz);
     if (rc)
@@ -535,5 +543,88 @@ int cmd_serve(int argc, char **argv)
     rc = 0;
 out_conf:
     core_conf_free(serve_opts, &c);
+    return rc;
+}
+
+/* ---- model (show / dump: the check tool for the model format) ------------------------ */
+
+static const core_opt_t model_opts[] = {
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, CORE_OPT_END,
+};
+
+static json_t *floats_json(const float *x, int n)
+{
+    json_t *a = json_array();
+    for (int j = 0; j < n; j++)
+        json_array_append_new(a, json_real(x[j]));
+    return a;
+}
+
+int cmd_model(int argc, char **argv)
+{
+    ml_conf_t c;
+    als_engine_t e;
+    char *pos[argc + 1];
+    int npos = 0;
+    int rc = cmd_begin("model", model_opts,
+                       "eddy model [show|dump] --app NAME --engine engine.json [--data DIR]",
+                       "Reads the deployed model from the store, checks it (CRC and every\n"
+                       "structural rule of the decoder) and prints it as JSON: `show` gives\n"
+                       "version, params, metrics and counts; `dump` adds ids, categories, seen\n"
+                       "items and all factors.",
+                       argc, argv, &c, &e, pos, &npos);
+    if (rc >= 0)
+        goto out_conf;
+    rc = 2;
+    bool dump = false;
+    if (npos > 1 || (npos == 1 && strcmp(pos[0], "show") && strcmp(pos[0], "dump"))) {
+        fprintf(stderr, "eddy model: want `show` or `dump`\n");
+        goto out_conf;
+    }
+    dump = npos == 1 && !strcmp(pos[0], "dump");
+    rc = 1;
+    char err[512];
+    serve_src_t src = {&c, &e};
+    als_model_t *m = NULL;
+    if (serve_loader(&src, &m, err, sizeof(err))) {
+        fprintf(stderr, "eddy model: %s\n", err);
+        goto out_conf;
+    }
+    json_t *j = als_model_info_json(m);
+    if (dump) {
+        json_t *users = json_array(), *items = json_array(), *U = json_array(), *V = json_array();
+        json_t *seen = json_object(), *cats = json_object();
+        for (int32_t u = 0; u < m->users.n; u++) {
+            json_array_append_new(users, json_string(als_idmap_name(&m->users, u)));
+            json_array_append_new(U, floats_json(als_row(&m->U, u), m->U.rank));
+            json_t *sv = json_array();
+            for (int64_t x = m->seen.ptr[u]; x < m->seen.ptr[u + 1]; x++)
+                json_array_append_new(sv, json_string(als_idmap_name(&m->items, m->seen.idx[x])));
+            json_object_set_new(seen, als_idmap_name(&m->users, u), sv);
+        }
+        for (int32_t i = 0; i < m->items.n; i++) {
+            json_array_append_new(items, json_string(als_idmap_name(&m->items, i)));
+            json_array_append_new(V, floats_json(als_row(&m->V, i), m->V.rank));
+            if (m->cat_ptr[i + 1] > m->cat_ptr[i]) {
+                json_t *cv = json_array();
+                for (int64_t x = m->cat_ptr[i]; x < m->cat_ptr[i + 1]; x++)
+                    json_array_append_new(cv, json_string(als_idmap_name(&m->cats, m->cat_idx[x])));
+                json_object_set_new(cats, als_idmap_name(&m->items, i), cv);
+            }
+        }
+        json_object_set_new(j, "userIds", users);
+        json_object_set_new(j, "itemIds", items);
+        json_object_set_new(j, "userFactors", U);
+        json_object_set_new(j, "itemFactors", V);
+        json_object_set_new(j, "seen", seen);
+        json_object_set_new(j, "categories", cats);
+    }
+    json_dumpf(j, stdout, JSON_INDENT(dump ? 0 : 2) | JSON_REAL_PRECISION(9));
+    fputc('\n', stdout);
+    json_decref(j);
+    als_model_release(m);
+    rc = 0;
+out_conf:
+    core_conf_free(model_opts, &c);
     return rc;
 }
