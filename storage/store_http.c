@@ -471,6 +471,40 @@ out:
     store_accesskey_fini(&a.key);
 }
 
+/* Eddy extension (compat-apis.md A.7 [OURS]): an entity's properties as
+ * aggregated from its $set/$unset/$delete events, optionally as of
+ * untilTime (exclusive). 404 when the entity does not exist. */
+static void h_entity_get(core_http_req_t *req, void *user)
+{
+    store_http_t *sh = user;
+    http_auth_t a;
+    if (!http_auth(req, sh, &a))
+        return;
+    int64_t until = INT64_MAX;
+    if (!parse_time_param(req, "untilTime", &until))
+        goto out;
+    const char *etype = core_http_req_param(req, "etype"), *eid = core_http_req_param(req, "eid");
+    store_props_t p;
+    int rc = store_props_get(sh->st, a.app, a.channel, etype, eid, until, &p);
+    if (rc == CORE_ERR_NOT_FOUND) {
+        core_http_reply_error(req, 404, "Not Found");
+    } else if (rc) {
+        core_http_reply_error(req, 500, "%s", core_strerror(rc));
+    } else {
+        char first[STORE_TIME_TEXT_MAX], last[STORE_TIME_TEXT_MAX];
+        store_time_format(p.first_updated_ms, 0, first);
+        store_time_format(p.last_updated_ms, 0, last);
+        json_t *props = json_loads(p.properties ? p.properties : "{}", 0, NULL);
+        core_http_reply_json(req, 200,
+                             json_pack("{s:s,s:s,s:o?,s:s,s:s}", "entityType", etype, "entityId",
+                                       eid, "properties", props, "firstUpdated", first,
+                                       "lastUpdated", last));
+        store_props_fini(&p);
+    }
+out:
+    store_accesskey_fini(&a.key);
+}
+
 /* ------------------------------------------------------------ internal -- */
 
 static void h_internal(core_http_req_t *req, void *user)
@@ -516,6 +550,7 @@ int store_http_start(store_t *st, const store_http_conf_t *conf, store_http_t **
         {"DELETE", "/events/<id>.json", h_event_delete, sh},
         {"POST", "/batch/events.json", h_batch_post, sh},
         {"GET", "/stats.json", h_stats, sh},
+        {"GET", "/entities/<etype>/<eid>.json", h_entity_get, sh},
         {"GET", "/metrics", core_http_metrics_handler, sh->http},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

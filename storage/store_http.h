@@ -11,6 +11,9 @@
  *   POST   /batch/events.json         <= 50 events -> 200 [per-item status]
  *   GET    /stats.json                404 with PIO's "--stats" message
  *   GET    /metrics                   Prometheus text (Eddy extension)
+ *   GET    /entities/<type>/<id>.json an entity's aggregated properties
+ *                                     ($set/$unset/$delete, A.7) | 404
+ *                                     (Eddy extension; untilTime optional)
  * Every /events* and /batch* request needs accessKey=KEY (query) or, when
  * absent, "Authorization: Basic base64(KEY:)"; channel=NAME picks a named
  * channel (query form only, as in PIO). Auth failures are 401 with PIO's

@@ -230,6 +230,24 @@ def suite(name, srv, key, key_view_only, data_dir):
     s, j = fc.req("GET", "/events.json", params=[("entityId", "nobody")])
     check((s, j) == (404, {"message": "Not Found"}), "no match -> 404 Not Found (PIO): %r" % ((s, j),))
 
+    # --- entity properties (Eddy extension, A.7 aggregation)
+    pc = Client(srv.port, key, "props")
+    eddy("channel", "new", "app1", "props", *srv.args())
+    s, j = pc.req("POST", "/batch/events.json", [
+        ev("$set", "item", "i1", properties={"a": 1, "b": 2}, eventTime="2019-01-01T00:00:00Z"),
+        ev("$unset", "item", "i1", properties={"b": None}, eventTime="2019-01-02T00:00:00Z"),
+        ev("$set", "item", "i1", properties={"c": [3]}, eventTime="2019-01-03T00:00:00Z"),
+        ev("$set", "item", "i2", properties={"x": 1}, eventTime="2019-01-01T00:00:00Z"),
+        ev("$delete", "item", "i2", eventTime="2019-01-02T00:00:00Z")])
+    check(s == 200 and all(x["status"] == 201 for x in j), "special events stored: %r" % ((s, j),))
+    s, j = pc.req("GET", "/entities/item/i1.json")
+    check(s == 200 and j["properties"] == {"a": 1, "c": [3]} and j["firstUpdated"].startswith("2019-01-01")
+          and j["lastUpdated"].startswith("2019-01-03"), "aggregated properties: %r" % ((s, j),))
+    s, j = pc.req("GET", "/entities/item/i1.json", params=[("untilTime", "2019-01-02T12:00:00Z")])
+    check(s == 200 and j["properties"] == {"a": 1}, "properties as of untilTime: %r" % ((s, j),))
+    s, j = pc.req("GET", "/entities/item/i2.json")
+    check((s, j) == (404, {"message": "Not Found"}), "deleted entity -> 404: %r" % ((s, j),))
+
     # --- keep-alive: many requests on one connection
     ka = Client(srv.port, key)
     for i in range(200):
@@ -258,7 +276,7 @@ def suite(name, srv, key, key_view_only, data_dir):
 
     s, j = anon.req("GET", "/metrics", auth=False)
     check(s == 200 and 'route="/events.json",status="201"' in j, "metrics count by route and status")
-    for cl in (c, anon, kv, cc, fc, ka):
+    for cl in (c, anon, kv, cc, fc, ka, pc):
         cl.close()
 
 
