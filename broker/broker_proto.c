@@ -563,6 +563,8 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
     if (broker_proto_fetch_decode(rd, v, &f))
         return req_malformed(req, rd);
     int64_t budget = f.max_bytes > 0 ? f.max_bytes : 0;
+    if (budget > BROKER_PROTO_MAX_FETCH_BYTES)
+        budget = BROKER_PROTO_MAX_FETCH_BYTES;
     int64_t total = 0;
     bool any_err = false;
 
@@ -599,6 +601,8 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
                 /* KIP-74: the first batch is sent even when it exceeds the
                  * limits, later partitions only when they fit. */
                 int64_t want = fp->max_bytes > 0 ? fp->max_bytes : 0;
+                if (want > BROKER_PROTO_MAX_FETCH_BYTES)
+                    want = BROKER_PROTO_MAX_FETCH_BYTES;
                 if (total > 0 && room < want)
                     want = room;
                 if (want > 0 || total == 0) {

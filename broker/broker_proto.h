@@ -121,6 +121,10 @@ enum {
     BROKER_PROTO_MAX_CREATE_PARTITIONS = 10000,
     /* Topic configs per CreateTopics entry. */
     BROKER_PROTO_MAX_CONFIGS = 1000,
+    /* Bytes one Fetch response may carry (Kafka's fetch.max.bytes is 55 MB):
+     * client max_bytes and partition_max_bytes are clamped to it, so the
+     * int32 response size cannot overflow whatever a client asks for. */
+    BROKER_PROTO_MAX_FETCH_BYTES = 64 << 20,
     /* Tagged fields skipped in one section (each is tag+size+bytes). */
     BROKER_PROTO_MAX_TAGS = 1000,
 };
