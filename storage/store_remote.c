@@ -314,7 +314,8 @@ int store_remote_serve(store_t *st, const void *body, size_t len, core_buf_t *ou
         size_t head = out->len;
         core_wr_i32(out, 0);
         core_wr_i64(out, 0);
-        rc = st->eng->find(st, app, ch, &f, serve_find_cb, &scan, NULL);
+        int64_t found = 0; /* engines' find writes *count unconditionally */
+        rc = st->eng->find(st, app, ch, &f, serve_find_cb, &scan, &found);
         free(names);
         scratch_free(&sc);
         if (rc) {
