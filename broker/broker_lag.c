@@ -415,3 +415,40 @@ json_t *broker_lag_status_json(const broker_lag_group_t *g, const char *cluster,
                      g->maxlag >= 0 ? partition_json(&g->partitions[g->maxlag]) : json_null(),
                      "totallag", (json_int_t)g->totallag);
 }
+
+json_t *broker_lag_consumer_json(broker_lag_t *lag, const char *group, broker_lag_head_fn *head_fn,
+                                 broker_lag_owner_fn *owner_fn, void *arg)
+{
+    lag_group_t *g = group_find(lag, group);
+    if (!g)
+        return NULL;
+    int cap = lag->conf.intervals;
+    json_t *topics = json_object();
+    HTAB_FOREACH(&g->parts, x) {
+        lag_part_t *p = (lag_part_t *)x;
+        json_t *arr = json_object_get(topics, p->topic);
+        if (!arr) {
+            arr = json_array();
+            json_object_set_new(topics, p->topic, arr);
+        }
+        /* Partition-indexed array: pad with empty entries up to this index. */
+        while ((int32_t)json_array_size(arr) <= p->partition)
+            json_array_append_new(arr, json_pack("{s:[],s:s,s:s,s:i}", "offsets", "owner", "",
+                                                 "client_id", "", "current-lag", 0));
+        json_t *offs = json_array();
+        for (int i = 0; i < cap - p->count; i++)
+            json_array_append_new(offs, json_null());
+        for (int i = 0; i < p->count; i++)
+            json_array_append_new(offs, entry_json(&p->ring[ring_index(p->count, p->next, cap, i)]));
+        int64_t head = head_fn ? head_fn(arg, p->topic, p->partition) : -1;
+        int64_t last = p->count ? p->ring[ring_index(p->count, p->next, cap, p->count - 1)].offset : 0;
+        const char *owner = "", *cid = "";
+        if (owner_fn)
+            owner_fn(arg, group, p->topic, p->partition, &owner, &cid);
+        json_array_set_new(arr, (size_t)p->partition,
+                           json_pack("{s:o,s:s,s:s,s:I}", "offsets", offs, "owner", owner ? owner : "",
+                                     "client_id", cid ? cid : "", "current-lag",
+                                     (json_int_t)(head > last ? head - last : 0)));
+    }
+    return topics;
+}

@@ -137,6 +137,13 @@ broker_lag_status_t broker_lag_rules(const broker_lag_conf_t *conf, const broker
                                      int n, const int64_t *heads, int nheads, int64_t current_lag,
                                      int64_t now);
 
+/* Burrow v3 JSON for GET /v3/kafka/C/consumer/G: the "topics" object,
+ * {topic: [{"offsets": [entry|null x intervals, oldest first], "owner",
+ * "client_id", "current-lag"} per partition index]} (Burrow's hyphenated
+ * "current-lag" here, "current_lag" in the status form). NULL if unknown. */
+json_t *broker_lag_consumer_json(broker_lag_t *lag, const char *group, broker_lag_head_fn *head_fn,
+                                 broker_lag_owner_fn *owner_fn, void *arg);
+
 /* Burrow v3 JSON: the "status" object; all_partitions=false lists only
  * partitions that are not OK (the /status form), true lists all (/lag). */
 json_t *broker_lag_status_json(const broker_lag_group_t *g, const char *cluster, bool all_partitions);

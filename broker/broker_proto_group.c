@@ -235,8 +235,10 @@ int broker_proto_commit_decode(core_rd_t *rd, int16_t v, broker_cg_commit_req_t 
     return rd_result(rd);
 }
 
-void broker_proto_commit_encode(core_buf_t *b, int16_t v, const broker_cg_commit_req_t *req)
+void broker_proto_commit_encode(core_buf_t *b, int16_t v, const broker_cg_commit_req_t *req,
+                                size_t *err_pos)
 {
+    size_t k = 0;
     if (v >= 3)
         core_wr_i32(b, 0);
     core_wr_i32(b, req->ntopics);
@@ -246,6 +248,8 @@ void broker_proto_commit_encode(core_buf_t *b, int16_t v, const broker_cg_commit
         core_wr_i32(b, ct->npartitions);
         for (int32_t p = 0; p < ct->npartitions; p++) {
             core_wr_i32(b, ct->partitions[p].partition);
+            if (err_pos)
+                err_pos[k++] = b->len;
             core_wr_i16(b, ct->partitions[p].error_code);
         }
     }

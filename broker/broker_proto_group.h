@@ -100,8 +100,11 @@ void broker_proto_leave_encode(core_buf_t *b, int16_t v, int16_t error_code,
 
 /* ---- OffsetCommit / OffsetFetch ---- */
 int broker_proto_commit_decode(core_rd_t *rd, int16_t v, broker_cg_commit_req_t *req);
-/* Encodes from the request, whose partitions carry their error codes. */
-void broker_proto_commit_encode(core_buf_t *b, int16_t v, const broker_cg_commit_req_t *req);
+/* Encodes from the request, whose partitions carry their error codes. When
+ * err_pos is not NULL, it receives the buffer position of each partition's
+ * error code, in request order (acks-after-flush patches them). */
+void broker_proto_commit_encode(core_buf_t *b, int16_t v, const broker_cg_commit_req_t *req,
+                                size_t *err_pos);
 
 int broker_proto_offset_fetch_decode(core_rd_t *rd, int16_t v, broker_cg_fetch_req_t *req);
 void broker_proto_offset_fetch_encode(core_buf_t *b, int16_t v, const broker_cg_fetch_req_t *req);

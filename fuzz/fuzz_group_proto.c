@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         broker_cg_commit_req_t r = {0};
         if (!broker_proto_commit_decode(&rd, v, &r)) {
             broker_cg_commit_check(cg, &r, 0);
-            broker_proto_commit_encode(&out, v, &r);
+            broker_proto_commit_encode(&out, v, &r, NULL);
         }
         broker_cg_arena_free(&r.arena);
         break;
