@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/broker_groups.h"
 #include "broker/broker_proto.h"
 #include "core/core_alloc.h"
 #include "core/core_conf.h"
@@ -27,6 +28,31 @@ void broker_conf_default(broker_conf_t *conf)
     conf->housekeeping_ms = 30000;
     conf->node_id = 0;
     conf->max_connections = 10000;
+    conf->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
+    conf->group_min_session_timeout_ms = 6000;
+    conf->group_max_session_timeout_ms = 1800000;
+    conf->group_initial_rebalance_delay_ms = 3000;
+    conf->lag_refresh_ms = 10000;
+}
+
+double broker_api_lat_bound_us(int i)
+{
+    static const double bounds[BROKER_API_LAT_BUCKETS] = {100,   250,    500,    1000,   2500,    5000,
+                                                          10000, 25000, 100000, 500000, 1000000, 5000000};
+    return bounds[i];
+}
+
+void broker_api_stats_add(broker_api_stats_t *s, int64_t us)
+{
+    if (us < 0)
+        us = 0;
+    s->count++;
+    s->sum_us += (uint64_t)us;
+    for (int i = 0; i < BROKER_API_LAT_BUCKETS; i++)
+        if ((double)us <= broker_api_lat_bound_us(i)) {
+            s->buckets[i]++;
+            break;
+        }
 }
 
 int broker_open(const broker_conf_t *conf, broker_t **bp, char *errstr, size_t errstr_size)
@@ -89,6 +115,10 @@ broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool
     *kerr = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (!create || !b->conf.auto_create_topics)
         return NULL;
+    if (!broker_groups_topic_allowed(b, name, len, NULL, 0)) {
+        *kerr = BROKER_KERR_INVALID_TOPIC_EXCEPTION; /* --topic-name-pattern (logged) */
+        return NULL;
+    }
     char cname[256]; /* legal names are at most 249 bytes */
     memcpy(cname, name, len);
     cname[len] = 0;

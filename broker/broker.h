@@ -51,12 +51,33 @@ typedef struct broker_conf {
     int64_t housekeeping_ms;  /* period of the retention/roll timer */
     int64_t node_id;
     int64_t max_connections;
+    /* consumer groups, offsets, lag (issue 4; broker_groups.h) */
+    char *group_name_pattern;       /* POSIX ERE the whole group id must match; NULL = any */
+    char *topic_name_pattern;       /* POSIX ERE the whole topic name must match; NULL = any */
+    char *http_listen;              /* lag/metrics HTTP HOST:PORT; "off" = none */
+    int64_t offsets_retention_ms;   /* committed offsets of empty groups expire after this */
+    int64_t group_min_session_timeout_ms;
+    int64_t group_max_session_timeout_ms;
+    int64_t group_initial_rebalance_delay_ms;
+    int64_t lag_refresh_ms;         /* head-offset sampling period for the lag monitor */
 } broker_conf_t;
 
 /* Defaults that mirror Kafka's where Kafka has one. */
 void broker_conf_default(broker_conf_t *conf);
 
-typedef struct broker_cg broker_cg_t; /* group coordinator (issue 4); NULL until it exists */
+typedef struct broker_groups broker_groups_t; /* consumer groups, offsets, lag (broker_groups.h) */
+
+/* Per-API request counters for /metrics (loop thread only). Latency is from
+ * a request's first handling to its response being ready to write. */
+#define BROKER_API_LAT_BUCKETS 12
+typedef struct broker_api_stats {
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t buckets[BROKER_API_LAT_BUCKETS]; /* non-cumulative; bound i = 100us * 4^i... */
+} broker_api_stats_t;
+/* Upper bound of latency bucket i in microseconds: 100, 250, 500, 1000, ... */
+double broker_api_lat_bound_us(int i);
+void broker_api_stats_add(broker_api_stats_t *s, int64_t us);
 
 typedef struct broker {
     broker_conf_t conf;          /* strings borrowed from the caller's conf (outlive the broker) */
@@ -75,7 +96,8 @@ typedef struct broker {
     int64_t acks_all_waiting;    /* produce requests waiting for a flush */
 
     bool appended;               /* an append happened since the network layer last looked */
-    broker_cg_t *cg;             /* group coordinator state, owned (issue 4) */
+    broker_groups_t *groups;     /* consumer groups, offsets, lag: owned (broker_groups.h) */
+    broker_api_stats_t api_stats[69]; /* by API key (0..BROKER_API_MAX) */
     struct uv_loop_s *loop;      /* the network loop while broker_net runs (timers for cg), else NULL */
 } broker_t;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/broker_groups.h"
 #include "broker/broker_net.h"
 #include "broker/broker_proto.h"
 #include "cli/cli.h"
@@ -46,6 +47,29 @@ static const core_opt_t broker_opts[] = {
     {"node-id", CORE_OPT_INT, "0", "this broker's node id", offsetof(broker_conf_t, node_id)},
     {"max-connections", CORE_OPT_INT, "10000", "connections beyond this are closed at accept",
      offsetof(broker_conf_t, max_connections)},
+    {"http-listen", CORE_OPT_STR, NULL,
+     "HOST:PORT of the lag/metrics HTTP port (Burrow v3 JSON, /metrics); default 127.0.0.1:8085 "
+     "(if that port is taken the broker runs without it and says so); off = none",
+     offsetof(broker_conf_t, http_listen)},
+    {"group-name-pattern", CORE_OPT_STR, NULL,
+     "POSIX extended regex every consumer group id must match (INVALID_GROUP_ID otherwise)",
+     offsetof(broker_conf_t, group_name_pattern)},
+    {"topic-name-pattern", CORE_OPT_STR, NULL,
+     "POSIX extended regex every new topic name must match (INVALID_TOPIC_EXCEPTION otherwise)",
+     offsetof(broker_conf_t, topic_name_pattern)},
+    {"offsets-retention", CORE_OPT_DURATION, "7d",
+     "committed offsets of a group without members expire after this",
+     offsetof(broker_conf_t, offsets_retention_ms)},
+    {"group-min-session-timeout", CORE_OPT_DURATION, "6s",
+     "smallest session timeout a consumer may ask for", offsetof(broker_conf_t, group_min_session_timeout_ms)},
+    {"group-max-session-timeout", CORE_OPT_DURATION, "30m",
+     "largest session timeout a consumer may ask for", offsetof(broker_conf_t, group_max_session_timeout_ms)},
+    {"group-initial-rebalance-delay", CORE_OPT_DURATION, "3s",
+     "wait for more members before the first rebalance of an empty group",
+     offsetof(broker_conf_t, group_initial_rebalance_delay_ms)},
+    {"lag-refresh-interval", CORE_OPT_DURATION, "10s",
+     "how often partition head offsets are sampled for lag evaluation (Burrow offset-refresh)",
+     offsetof(broker_conf_t, lag_refresh_ms)},
     CORE_OPT_END,
 };
 
@@ -97,7 +121,17 @@ int cmd_broker(int argc, char **argv)
         CORE_ERROR("broker", "cannot open %s: %s", conf.data_dir, err[0] ? err : core_strerror(rc));
         goto out;
     }
+    rc = broker_groups_open(b, err, sizeof err);
+    if (rc) {
+        CORE_ERROR("broker", "consumer groups: %s", err);
+        goto out;
+    }
     rc = broker_net_new(b, &net, err, sizeof err);
+    if (rc) {
+        CORE_ERROR("broker", "%s", err);
+        goto out;
+    }
+    rc = broker_groups_start(b, err, sizeof err);
     if (rc) {
         CORE_ERROR("broker", "%s", err);
         goto out;
@@ -106,6 +140,8 @@ int cmd_broker(int argc, char **argv)
     status = rc ? 1 : 0;
 out:
     broker_net_free(net);
+    if (b)
+        broker_groups_close(b); /* after the loop closed its handles; flushes the offsets log */
     if (b) {
         broker_close(b); /* fsyncs and closes every log */
         CORE_INFO("broker", "stopped cleanly");

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "broker/broker_lag.h"
+#include "broker/broker_net.h"
 #include "broker/broker_offsets.h"
 #include "broker/broker_proto_group.h"
 #include "core/core_alloc.h"
@@ -676,7 +677,7 @@ static void job_json(http_job_t *j, int status, json_t *doc)
 {
     j->status = status;
     j->json = true;
-    j->body = json_dumps(doc, JSON_COMPACT);
+    j->body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6));
     j->body_len = j->body ? strlen(j->body) : 0;
     json_decref(doc);
 }
@@ -1042,7 +1043,10 @@ static void h_admin(core_http_req_t *req, void *user)
 static int http_start(broker_groups_t *g, char *errstr, size_t errstr_size)
 {
     const char *listen = g->b->conf.http_listen;
-    if (!listen || !*listen || !strcmp(listen, "off") || !strcmp(listen, "none"))
+    bool explicit_listen = listen != NULL;
+    if (!listen)
+        listen = BROKER_GROUPS_HTTP_DEFAULT;
+    if (!*listen || !strcmp(listen, "off") || !strcmp(listen, "none"))
         return CORE_OK;
     char host[256];
     int port;
@@ -1065,10 +1069,19 @@ static int http_start(broker_groups_t *g, char *errstr, size_t errstr_size)
     core_http_route(g->http, "GET", "/v3/kafka/<cluster>/topic", h_topics, g);
     core_http_route(g->http, "GET", "/v3/kafka/<cluster>/topic/<name>", h_topic, g);
     int rc = core_http_start(g->http, host, port, errstr, errstr_size);
+    if (rc && !explicit_listen) {
+        /* Only the default was asked for: run without the monitoring port
+         * rather than refuse to serve Kafka clients; say so loudly. */
+        CORE_WARN(MOD, "lag/metrics HTTP not started on the default %s: %s (set --http-listen)",
+                  listen, errstr);
+        core_http_free(g->http);
+        g->http = NULL;
+        return CORE_OK;
+    }
     if (rc)
         return rc;
     g->http_port = core_http_port(g->http);
-    CORE_INFO(MOD, "lag and metrics HTTP on %s:%d (Burrow v3: /v3/kafka/%s/consumer/GROUP/status)",
+    CORE_INFO(MOD, "lag and metrics HTTP at http://%s:%d (Burrow v3: /v3/kafka/%s/consumer/GROUP/status)",
               host, g->http_port, CLUSTER);
     return CORE_OK;
 }

@@ -51,6 +51,7 @@
 
 typedef struct broker_groups broker_groups_t;
 
+#define BROKER_GROUPS_HTTP_DEFAULT "127.0.0.1:8085"
 /* How long an HTTP handler waits for the loop before answering 503. */
 #define BROKER_GROUPS_HTTP_WAIT_MS 5000
 /* Coordinator timer period (session expiry, rebalance/initial delays). */

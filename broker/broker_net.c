@@ -35,6 +35,7 @@ typedef struct net_req {
     struct net_req *next;              /* connection queue */
     struct net_req *wprev, *wnext;     /* net->waiting (WAIT/RETRY) or net->flushing (FLUSH) */
     bool linked;
+    int64_t t_start_us;                /* first handling (monotonic), for /metrics latency */
 } net_req_t;
 
 typedef struct rq_list {
@@ -160,6 +161,8 @@ static void req_run(broker_net_t *net, net_req_t *r)
 {
     conn_t *c = r->conn;
     r->req.now_ms = (int64_t)uv_now(&net->loop);
+    if (!r->t_start_us)
+        r->t_start_us = core_mono_us();
     if (net->stopping)
         r->req.final = true; /* shutdown: answer long polls now */
     broker_proto_res_t res = broker_proto_handle(net->b, &r->req);
@@ -334,6 +337,7 @@ static void conn_frame(conn_t *c)
             conn_fail_input(c, "unparsable request header");
             return;
         }
+        r->req.peer = c->peer; /* after init, which clears the request */
         if (c->tail)
             c->tail->next = r;
         else
@@ -534,6 +538,8 @@ static void conn_write(conn_t *c)
             }
         }
         /* The head response is fully handed to the kernel / libuv. */
+        if (r->t_start_us && q->hdr.api_key >= 0 && q->hdr.api_key <= BROKER_API_MAX)
+            broker_api_stats_add(&net->b->api_stats[q->hdr.api_key], core_mono_us() - r->t_start_us);
         c->head = r->next;
         if (!c->head)
             c->tail = NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/broker_groups.h"
 #include "core/core_alloc.h"
 #include "core/core_log.h"
 
@@ -131,7 +132,7 @@ static void req_add_file(broker_req_t *req, const broker_log_slice_t *slice)
     req->nfiles++;
 }
 
-static void req_add_wait(broker_req_t *req, broker_log_t *log, int64_t last_offset, size_t err_pos)
+void broker_req_add_wait(broker_req_t *req, broker_log_t *log, int64_t last_offset, size_t err_pos)
 {
     if (req->nwaits == req->waits_cap) {
         req->waits_cap = req->waits_cap ? req->waits_cap * 2 : 8;
@@ -467,7 +468,7 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                 core_wr_i64(o, start);
             if (!err && p.acks == -1) {
                 broker_dirty_add(b, log);
-                req_add_wait(req, log, last, err_pos);
+                broker_req_add_wait(req, log, last, err_pos);
                 any_wait = true;
             }
         }
@@ -799,6 +800,9 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
         } else if (!broker_topic_name_valid((const char *)name.ptr, (size_t)name.len)) {
             err = BROKER_KERR_INVALID_TOPIC_EXCEPTION;
             snprintf(msg, sizeof msg, "illegal topic name (1..249 of [a-zA-Z0-9._-], not . or ..)");
+        } else if (!broker_groups_topic_allowed(b, (const char *)name.ptr, (size_t)name.len, msg,
+                                                sizeof msg)) {
+            err = BROKER_KERR_INVALID_TOPIC_EXCEPTION; /* --topic-name-pattern; msg says why */
         } else if (nparts <= 0 || nparts > b->conf.max_partitions) {
             err = BROKER_KERR_INVALID_PARTITIONS;
             snprintf(msg, sizeof msg, "partition count %d is not in 1..%lld", nparts,
@@ -1024,15 +1028,15 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_FETCH, 4, 11, "Fetch", handle_fetch},
     {BROKER_API_LIST_OFFSETS, 0, 5, "ListOffsets", handle_list_offsets},
     {BROKER_API_METADATA, 0, 8, "Metadata", handle_metadata},
-    {BROKER_API_OFFSET_COMMIT, 0, 7, "OffsetCommit", NULL},
-    {BROKER_API_OFFSET_FETCH, 0, 5, "OffsetFetch", NULL},
-    {BROKER_API_FIND_COORDINATOR, 0, 2, "FindCoordinator", NULL},
-    {BROKER_API_JOIN_GROUP, 0, 5, "JoinGroup", NULL},
-    {BROKER_API_HEARTBEAT, 0, 3, "Heartbeat", NULL},
-    {BROKER_API_LEAVE_GROUP, 0, 3, "LeaveGroup", NULL},
-    {BROKER_API_SYNC_GROUP, 0, 3, "SyncGroup", NULL},
-    {BROKER_API_DESCRIBE_GROUPS, 0, 4, "DescribeGroups", NULL},
-    {BROKER_API_LIST_GROUPS, 0, 2, "ListGroups", NULL},
+    {BROKER_API_OFFSET_COMMIT, 0, 7, "OffsetCommit", broker_groups_handle_offset_commit},
+    {BROKER_API_OFFSET_FETCH, 0, 5, "OffsetFetch", broker_groups_handle_offset_fetch},
+    {BROKER_API_FIND_COORDINATOR, 0, 2, "FindCoordinator", broker_groups_handle_find_coordinator},
+    {BROKER_API_JOIN_GROUP, 0, 5, "JoinGroup", broker_groups_handle_join},
+    {BROKER_API_HEARTBEAT, 0, 3, "Heartbeat", broker_groups_handle_heartbeat},
+    {BROKER_API_LEAVE_GROUP, 0, 3, "LeaveGroup", broker_groups_handle_leave},
+    {BROKER_API_SYNC_GROUP, 0, 3, "SyncGroup", broker_groups_handle_sync},
+    {BROKER_API_DESCRIBE_GROUPS, 0, 4, "DescribeGroups", broker_groups_handle_describe_groups},
+    {BROKER_API_LIST_GROUPS, 0, 2, "ListGroups", broker_groups_handle_list_groups},
     {BROKER_API_API_VERSIONS, 0, 3, "ApiVersions", handle_api_versions},
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},

@@ -214,7 +214,13 @@ struct broker_req {
     void *cancel_opaque;
 
     void *net;                /* broker_net's per-request bookkeeping */
+    const char *peer;         /* "ip:port" of the client (borrowed from the connection) */
 };
+
+/* acks-after-flush: the response at out[err_pos] becomes KAFKA_STORAGE_ERROR
+ * unless broker_log_flushed(log) > last_offset once the flush finished (the
+ * handler then returns BROKER_PROTO_FLUSH; used by Produce and OffsetCommit). */
+void broker_req_add_wait(broker_req_t *req, broker_log_t *log, int64_t last_offset, size_t err_pos);
 
 /* Takes ownership of frame (heap, free()) and decodes its header. Returns
  * CORE_OK or the reader error (then the caller closes the connection). */

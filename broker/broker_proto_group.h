@@ -31,20 +31,11 @@
 #include <stdint.h>
 
 #include "broker/broker_cg.h"
+#include "broker/broker_proto.h"
 #include "core/core_buf.h"
 
-/* API keys and the version ranges we implement. */
-#define BROKER_API_OFFSET_COMMIT 8
-#define BROKER_API_OFFSET_FETCH 9
-#define BROKER_API_FIND_COORDINATOR 10
-#define BROKER_API_JOIN_GROUP 11
-#define BROKER_API_HEARTBEAT 12
-#define BROKER_API_LEAVE_GROUP 13
-#define BROKER_API_SYNC_GROUP 14
-#define BROKER_API_DESCRIBE_GROUPS 15
-#define BROKER_API_LIST_GROUPS 16
-
-/* X(key, min, max) for the ApiVersions table. */
+/* X(key, min, max): the versions implemented here (API keys: broker_proto.h);
+ * the dispatch table in broker_proto.c advertises the same ranges. */
 #define BROKER_PROTO_GROUP_APIS(X)                                                       \
     X(BROKER_API_OFFSET_COMMIT, 0, 7)                                                    \
     X(BROKER_API_OFFSET_FETCH, 0, 5)                                                     \

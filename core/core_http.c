@@ -783,7 +783,7 @@ int core_http_start(core_http_t *srv, const char *host, int port, char *errstr,
         return core_errf(CORE_ERR_IO, errstr, errstr_size,
                          "libmicrohttpd could not start on %s:%d", host ? host : "*", port);
     }
-    CORE_INFO("http", "%s: listening on %s:%d (%d threads, body limit %zu bytes)", srv->name,
+    CORE_INFO("http", "%s: serving HTTP on %s:%d (%d threads, body limit %zu bytes)", srv->name,
               host ? host : "*", srv->port, srv->conf.threads, srv->conf.max_body);
     return CORE_OK;
 }
