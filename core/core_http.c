@@ -514,6 +514,60 @@ void core_http_reply_text(core_http_req_t *req, int status, const char *text)
     core_http_reply(req, status, HTTP_TEXT_TYPE, text, strlen(text));
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, min = 0x10000;
+    else
+        return 0;
+    unsigned cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+json_t *core_http_json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t len = strlen(s);
+    char *out = core_xmalloc(len * 3 + 1); /* each bad byte may become 3 */
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            o += 3;
+            p++;
+        }
+    }
+    out[o] = '\0';
+    j = json_string(out);
+    free(out);
+    return j ? j : json_string("");
+}
+
 void core_http_reply_error(core_http_req_t *req, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -522,11 +576,7 @@ void core_http_reply_error(core_http_req_t *req, int status, const char *fmt, ..
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *j = json_object();
-    /* json_string rejects invalid UTF-8 (a message may quote input). */
-    json_t *s = json_string(msg);
-    if (!s)
-        s = json_string("invalid text in error message");
-    json_object_set_new(j, "message", s);
+    json_object_set_new(j, "message", core_http_json_text(msg));
     core_http_reply_json(req, status, j);
 }
 

@@ -178,7 +178,13 @@ void core_http_reply_json(core_http_req_t *req, int status, json_t *json);
 void core_http_reply_json_text(core_http_req_t *req, int status, const char *json, size_t len);
 /* "text/plain; charset=UTF-8". */
 void core_http_reply_text(core_http_req_t *req, int status, const char *text);
-/* {"message": "<printf text>"} as JSON with the given status. */
+/* A JSON string of s (NUL-terminated) where every byte that is not part of
+ * valid UTF-8 becomes U+FFFD: never NULL (aborts on OOM). For messages that
+ * quote client input or were cut at a buffer boundary. New reference. */
+json_t *core_http_json_text(const char *s);
+
+/* {"message": "<printf text>"} as JSON with the given status (text made
+ * valid UTF-8 with core_http_json_text). */
 void core_http_reply_error(core_http_req_t *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

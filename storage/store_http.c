@@ -218,6 +218,16 @@ out:
     store_accesskey_fini(&a.key);
 }
 
+/* One per-item answer of a batch: never NULL, so the answer array always
+ * has the request's length and order. */
+static json_t *batch_item(int status, const char *message)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_integer(status));
+    json_object_set_new(o, "message", core_http_json_text(message));
+    return o;
+}
+
 static void h_batch_post(core_http_req_t *req, void *user)
 {
     store_http_t *sh = user;
@@ -263,21 +273,20 @@ static void h_batch_post(core_http_req_t *req, void *user)
         slot[i] = -1;
         rc = store_event_from_jansson(json_array_get(arr, i), now, &ev, err, sizeof(err));
         if (rc) {
-            json_array_append_new(out, json_pack("{s:i,s:s}", "status", 400, "message", err));
+            json_array_append_new(out, batch_item(400, err));
             continue;
         }
         if (!store_accesskey_allows(&a.key, ev.event)) {
             char msg[STORE_NAME_MAX + 64];
             snprintf(msg, sizeof(msg), "%s events are not allowed", ev.event);
-            json_t *m = json_string(msg);
-            json_array_append_new(out, json_pack("{s:i,s:o?}", "status", 403, "message", m));
+            json_array_append_new(out, batch_item(403, msg));
             store_event_fini(&ev);
             continue;
         }
         rc = store_batch_put_event(b, a.app, a.channel, &ev, err, sizeof(err));
         store_event_fini(&ev);
         if (rc) {
-            json_array_append_new(out, json_pack("{s:i,s:s}", "status", 400, "message", err));
+            json_array_append_new(out, batch_item(400, err));
             continue;
         }
         slot[i] = (int)store_batch_events(b) - 1;
@@ -299,9 +308,11 @@ static void h_batch_post(core_http_req_t *req, void *user)
             char msg[STORE_EVENT_ID_MAX + 96];
             snprintf(msg, sizeof(msg), "eventId %s already exists with different content",
                      r->event_id);
-            item = json_pack("{s:i,s:s}", "status", 409, "message", msg);
+            item = batch_item(409, msg);
         } else {
-            item = json_pack("{s:i,s:s}", "status", 201, "eventId", r->event_id);
+            item = json_object();
+            json_object_set_new(item, "status", json_integer(201));
+            json_object_set_new(item, "eventId", core_http_json_text(r->event_id));
         }
         json_array_set_new(out, i, item);
     }
@@ -495,10 +506,13 @@ static void h_entity_get(core_http_req_t *req, void *user)
         store_time_format(p.first_updated_ms, 0, first);
         store_time_format(p.last_updated_ms, 0, last);
         json_t *props = json_loads(p.properties ? p.properties : "{}", 0, NULL);
-        core_http_reply_json(req, 200,
-                             json_pack("{s:s,s:s,s:o?,s:s,s:s}", "entityType", etype, "entityId",
-                                       eid, "properties", props, "firstUpdated", first,
-                                       "lastUpdated", last));
+        json_t *o = json_object();
+        json_object_set_new(o, "entityType", core_http_json_text(etype));
+        json_object_set_new(o, "entityId", core_http_json_text(eid));
+        json_object_set_new(o, "properties", props ? props : json_object());
+        json_object_set_new(o, "firstUpdated", json_string(first));
+        json_object_set_new(o, "lastUpdated", json_string(last));
+        core_http_reply_json(req, 200, o);
         store_props_fini(&p);
     }
 out:

@@ -462,9 +462,31 @@ static void test_stop_then_free_is_clean_and_idempotent(void **state)
     core_http_free(s);
 }
 
+static void test_json_text_replaces_invalid_utf8(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},               /* valid 2-byte */
+        {"a\xff" "b", "a\xef\xbf\xbd" "b"},               /* stray byte */
+        {"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"}, /* truncated 3-byte */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},        /* overlong '/' */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},       /* 4-byte emoji */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = core_http_json_text(cases[i].in);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(j), cases[i].out);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_text_replaces_invalid_utf8),
         cmocka_unit_test_setup_teardown(test_route_captures_id_and_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_with_two_captures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path_is_404_json, setup, teardown),
