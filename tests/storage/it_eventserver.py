@@ -5,13 +5,14 @@ redis://...). Each check states the behaviour it pins (compat-apis.md A)."""
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eslib import (Client, EventServer, Redis, TempDir, basic, eddy, new_app,  # noqa: E402
-                   wait_for)
+from eslib import (EDDY, Client, EventServer, Redis, TempDir, basic, eddy,  # noqa: E402
+                   new_app, wait_for)
 
 FAILS = []
 
@@ -273,6 +274,28 @@ def suite(name, srv, key, key_view_only, data_dir):
     eddy("accesskey", "delete", k2, *srv.args())
     s, j = Client(srv.port, k2).req("POST", "/events.json", ev("view", eid="k2"))
     check(s == 401, "deleted key -> 401: %r" % ((s, j),))
+
+    # --- other processes write through the running server (eddy:// engine):
+    # two concurrent imports of one file store each event once
+    if not srv.store:
+        path = os.path.join(data_dir, "..", name + "-import.jsonl")
+        with open(path, "w") as f:
+            for i in range(3000):
+                f.write(json.dumps(ev("view", "user", "imp%d" % (i % 300), targetEntityType="item",
+                                      targetEntityId="i%d" % i, eventTime="2020-02-02T00:00:00.%03dZ" % (i % 1000))) + "\n")
+        eddy("channel", "new", "app1", "imported", *srv.args())
+        procs = [subprocess.Popen([EDDY, "import", "--app", "app1", "--channel", "imported", "--input", path,
+                                   "--batch", "500", "--quiet", *srv.args()],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        check(all(p.returncode == 0 for p in procs), "concurrent remote imports succeed: %r" % (outs,))
+        ic = Client(srv.port, key, "imported")
+        s, j = ic.req("GET", "/events.json", params=[("limit", "-1")])
+        check(s == 200 and len(j) == 3000 and len({x["eventId"] for x in j}) == 3000,
+              "3000 events stored once through the remote engine: %r" % (len(j) if isinstance(j, list) else j,))
+        s, j = ic.req("GET", "/events.json", params=[("entityType", "user"), ("entityId", "imp7"), ("limit", "-1")])
+        check(s == 200 and len(j) == 10, "remote-written events are indexed by entity")
+        ic.close()
 
     s, j = anon.req("GET", "/metrics", auth=False)
     check(s == 200 and 'route="/events.json",status="201"' in j, "metrics count by route and status")
