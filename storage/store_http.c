@@ -521,11 +521,21 @@ out:
 
 /* ------------------------------------------------------------ internal -- */
 
+/* Token comparison in time independent of where the first difference is. */
+static bool token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
 static void h_internal(core_http_req_t *req, void *user)
 {
     store_http_t *sh = user;
     const char *tok = core_http_req_header(req, STORE_REMOTE_TOKEN_HEADER);
-    if (!tok || strcmp(tok, sh->token) != 0) {
+    if (!tok || !token_equal(tok, sh->token)) {
         core_http_reply_error(req, 401, "Missing or wrong internal token.");
         return;
     }

@@ -297,6 +297,17 @@ def suite(name, srv, key, key_view_only, data_dir):
         check(s == 200 and len(j) == 10, "remote-written events are indexed by entity")
         ic.close()
 
+    # --- the internal endpoint wants DIR/internal.token
+    if not srv.store:
+        s, _, _ = anon.raw("POST", "/internal/store", b"\x01\x06\x00\x00\x00\x00")
+        check(s == 401, "internal endpoint without token -> 401: %r" % s)
+        s, _, _ = anon.raw("POST", "/internal/store", b"\x01\x06\x00\x00\x00\x00", {"X-Eddy-Token": "guess"})
+        check(s == 401, "internal endpoint with a wrong token -> 401: %r" % s)
+        tok = open(os.path.join(data_dir, "internal.token")).read().strip()
+        check(oct(os.stat(os.path.join(data_dir, "internal.token")).st_mode & 0o777) == "0o600", "token file is 0600")
+        s, body, _ = anon.raw("POST", "/internal/store", b"\x01\x63", {"X-Eddy-Token": tok})
+        check(s == 400, "internal endpoint: unknown op -> 400: %r" % s)
+
     s, j = anon.req("GET", "/metrics", auth=False)
     check(s == 200 and 'route="/events.json",status="201"' in j, "metrics count by route and status")
     for cl in (c, anon, kv, cc, fc, ka, pc):
