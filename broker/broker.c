@@ -154,5 +154,31 @@ uint64_t broker_dirty_take(broker_t *b, broker_log_t ***logs, int *nlogs)
     *nlogs = b->ndirty;
     b->dirty = NULL;
     b->ndirty = b->dirty_cap = 0;
+    b->flushing = *logs;
+    b->nflushing = *nlogs;
     return ++b->flush_started;
+}
+
+void broker_flush_done(broker_t *b, uint64_t gen)
+{
+    b->flush_done = gen;
+    b->flushing = NULL;
+    b->nflushing = 0;
+}
+
+static bool log_in(broker_log_t *const *logs, int n, const broker_log_t *log)
+{
+    for (int i = 0; i < n; i++)
+        if (logs[i] == log)
+            return true;
+    return false;
+}
+
+bool broker_topic_flush_busy(const broker_t *b, const broker_topic_t *t)
+{
+    for (int32_t p = 0; p < t->npartitions; p++)
+        if (log_in(b->dirty, b->ndirty, t->partitions[p]) ||
+            log_in(b->flushing, b->nflushing, t->partitions[p]))
+            return true;
+    return false;
 }

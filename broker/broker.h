@@ -18,8 +18,12 @@
  *
  * Invariants:
  *   - flush_done <= flush_started; flush_started - flush_done <= 1 (one job at a time).
- *   - A broker_log_t in `dirty` belongs to a live topic: DeleteTopics is retried
- *     (BROKER_PROTO_RETRY) while a flush runs or any acks=all produce waits.
+ *   - Every log an acks=all waiter points at is in `dirty` (its flush has not
+ *     started) or in `flushing` (the running job's logs): waiters are answered
+ *     when their job ends, before `flushing` is cleared. So DeleteTopics of a
+ *     topic none of whose logs is in either set cannot pull a log from under a
+ *     waiter or the flush job; otherwise it is retried (BROKER_PROTO_RETRY)
+ *     after the job ends. Other topics' traffic never delays it.
  *
  * Threads: loop thread only; the flush job touches only the logs handed to it.
  * Ownership: broker_open copies what it needs from conf; broker_close frees all.
@@ -93,6 +97,8 @@ typedef struct broker {
     int ndirty, dirty_cap;
     uint64_t flush_started;      /* flush jobs started so far */
     uint64_t flush_done;         /* flush jobs finished so far */
+    broker_log_t **flushing;     /* logs of the running flush job (array owned by the job) */
+    int nflushing;
     int64_t acks_all_waiting;    /* produce requests waiting for a flush */
 
     bool appended;               /* an append happened since the network layer last looked */
@@ -117,8 +123,13 @@ broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool
 
 /* Records that `log` has acks=all data waiting for a flush (deduplicated). */
 void broker_dirty_add(broker_t *b, broker_log_t *log);
-/* Moves the dirty set to the caller (free() the array) and counts a started
- * flush job; returns the job's generation. */
+/* Moves the dirty set to the caller (free() the array after
+ * broker_flush_done) and counts a started flush job; returns the job's
+ * generation. The logs stay visible as `flushing` until broker_flush_done. */
 uint64_t broker_dirty_take(broker_t *b, broker_log_t ***logs, int *nlogs);
+/* Marks flush job `gen` finished (call after answering its waiters). */
+void broker_flush_done(broker_t *b, uint64_t gen);
+/* True while a partition log of t waits for or is in a flush (see invariants). */
+bool broker_topic_flush_busy(const broker_t *b, const broker_topic_t *t);
 
 #endif

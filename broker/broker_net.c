@@ -686,16 +686,13 @@ static void flush_after(uv_work_t *w, int status)
         if (job->rc[i])
             CORE_ERROR("broker", "fsync of a partition log failed: %s (acks=all batches get "
                        "KAFKA_STORAGE_ERROR)", core_strerror(job->rc[i]));
-    b->flush_done = job->gen;
+    uint64_t gen = job->gen;
     net->flush_inflight = false;
-    free(job->logs);
-    free(job->rc);
-    free(job);
 
     net_req_t *r = net->flushing.head;
     while (r) {
         net_req_t *next = r->wnext;
-        if (r->req.flush_gen <= b->flush_done) {
+        if (r->req.flush_gen <= gen) {
             for (int i = 0; i < r->req.nwaits; i++) {
                 broker_proto_flushwait_t *fw = &r->req.waits[i];
                 if (broker_log_flushed(fw->log) <= fw->last_offset) {
@@ -711,6 +708,11 @@ static void flush_after(uv_work_t *w, int status)
         }
         r = next;
     }
+    /* Every waiter of this job is answered: its logs may go now. */
+    broker_flush_done(b, gen);
+    free(job->logs);
+    free(job->rc);
+    free(job);
     /* Requests that could not run during the flush (DeleteTopics). */
     r = net->waiting.head;
     while (r) {

@@ -854,10 +854,15 @@ static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, c
     if (rd->err)
         return req_malformed(req, rd);
     /* acks=all waiters and a running flush hold pointers to partition logs. */
-    if (b->flush_started != b->flush_done || b->acks_all_waiting > 0)
-        return BROKER_PROTO_RETRY;
     core_rd_t r2;
     core_rd_init(&r2, rd->base, rd->len);
+    r2.pos = names_pos;
+    for (int32_t i = 0; i < nt; i++) {
+        core_slice_t name = core_rd_str(&r2);
+        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr, (size_t)name.len);
+        if (t && broker_topic_flush_busy(b, t))
+            return BROKER_PROTO_RETRY;
+    }
     r2.pos = names_pos;
     broker_proto_begin(req);
     core_buf_t *o = &req->out;

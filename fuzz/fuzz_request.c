@@ -74,11 +74,11 @@ static void flush_all(broker_t *b)
 {
     broker_log_t **logs;
     int n;
-    broker_dirty_take(b, &logs, &n);
+    uint64_t gen = broker_dirty_take(b, &logs, &n);
     for (int i = 0; i < n; i++)
         (void)broker_log_flush(logs[i]);
+    broker_flush_done(b, gen);
     free(logs);
-    b->flush_done = b->flush_started;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
