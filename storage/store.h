@@ -12,14 +12,14 @@
  *                         process per directory (docs/ARCHITECTURE.md §1).
  *   redis://HOST:PORT/DB  Redis through hiredis; every process is a client.
  *                         All keys start with "eddy:" in database DB.
- *   eddy://HOST:PORT      remote: the operations of this header over the
- *                         owning event server's internal HTTP endpoint.
- *                         NOT BUILT YET: store_open answers CORE_ERR_UNSUPPORTED.
+ *   eddy://HOST:PORT      remote: the engine operations over the owning
+ *                         event server's internal HTTP endpoint
+ *                         (store_remote.h); validation, ids and record
+ *                         encoding still happen in the caller's store.c.
  *   store_open_dir(DIR)   = rocksdb:DIR/store, unless another process holds
  *                         the lock and DIR/eventserver.addr exists, in which
- *                         case it will use eddy://<that address> (the hook is
- *                         in place; until the remote engine exists it fails
- *                         with CORE_ERR_STATE naming the owning process).
+ *                         case it uses eddy://<that address> with the token
+ *                         in DIR/internal.token.
  *
  * DATA MODEL
  *   An event belongs to (app, channel): app ids are > 0, channel 0 is the
@@ -85,8 +85,9 @@
  *
  * DURABILITY (store_opts_t.sync)
  *   STORE_SYNC_ALWAYS (default): a put/commit returns only after its WAL
- *   write is fsynced; concurrent writers share one fsync (RocksDB group
- *   commit), so write from many threads for throughput.
+ *   write is fsynced; concurrent commits share one fsync (a group commit in
+ *   store_rocksdb.c), so write from many threads for throughput. A
+ *   duplicate is answered only once the event it matched is durable.
  *   STORE_SYNC_INTERVAL: the WAL is written at once and fsynced every
  *   sync_interval_ms by a background thread: a crash of the machine (not of
  *   the process) loses at most that window.
