@@ -13,6 +13,8 @@
  * (waits for running requests), close the store (fsyncs), remove the token.
  * After a kill -9 the address file stays behind; store_open_dir notices that
  * the lock is free again and opens the store itself.
+ * Steps 2 and 3's files exist only for an embedded (RocksDB) store: with
+ * --store redis://... every process talks to Redis directly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,8 @@ typedef struct es_conf {
     int64_t sync_interval_ms;
     int64_t max_body;
     int64_t threads;
+    char *ip;     /* pio eventserver --ip */
+    int64_t port; /* pio eventserver --port */
 } es_conf_t;
 
 static const core_opt_t es_opts[] = {
@@ -64,6 +68,10 @@ static const core_opt_t es_opts[] = {
      offsetof(es_conf_t, max_body)},
     {"threads", CORE_OPT_INT, "0", "HTTP worker threads (0 = 4 per CPU)",
      offsetof(es_conf_t, threads)},
+    {"ip", CORE_OPT_STR, NULL, "as `pio eventserver --ip`: overrides --listen's host",
+     offsetof(es_conf_t, ip)},
+    {"port", CORE_OPT_INT, "-1", "as `pio eventserver --port`: overrides --listen's port",
+     offsetof(es_conf_t, port)},
     CORE_OPT_END,
 };
 
@@ -151,6 +159,13 @@ int cmd_eventserver(int argc, char **argv)
     if (!rc && core_parse_hostport(c.listen, host, sizeof host, &port))
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--listen: expected HOST:PORT, got '%s'",
                        c.listen);
+    if (!rc && c.ip)
+        snprintf(host, sizeof host, "%s", c.ip);
+    if (!rc && c.port >= 0) {
+        if (c.port > 65535)
+            rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--port: 0..65535");
+        port = (int)c.port;
+    }
     if (!rc && (c.max_body <= 0 || c.max_body > (int64_t)1 << 30))
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-body-bytes: 1 byte .. 1 GiB");
     if (rc) {
@@ -175,9 +190,12 @@ int cmd_eventserver(int argc, char **argv)
         fprintf(stderr, "eddy eventserver: cannot open the store %s: %s\n", url, err);
         goto out;
     }
-    /* 2. The internal token. */
+    /* 2. The internal token. Only an embedded store needs the internal
+     * endpoint (and the address file): with Redis every process is a client
+     * of Redis itself, so several event servers may share one --data. */
     char token[64];
-    if (c.data) {
+    bool owner = c.data && !strcmp(store_engine(st), "rocksdb");
+    if (owner) {
         if ((rc = make_token(token, sizeof token)) ||
             (rc = write_file_atomic(c.data, STORE_REMOTE_TOKEN_FILE, token, 0600))) {
             fprintf(stderr, "eddy eventserver: cannot write %s/%s: %s\n", c.data,
@@ -202,7 +220,7 @@ int cmd_eventserver(int argc, char **argv)
         .port = port,
         .threads = (int)c.threads,
         .max_body = (size_t)c.max_body,
-        .token = c.data ? token : NULL,
+        .token = owner ? token : NULL,
     };
     rc = store_http_start(st, &hc, &sh, err, sizeof err);
     if (rc) {
@@ -211,7 +229,7 @@ int cmd_eventserver(int argc, char **argv)
     }
     char addr[300];
     snprintf(addr, sizeof addr, "%s:%d\n", host, store_http_port(sh));
-    if (c.data) {
+    if (owner) {
         if ((rc = write_file_atomic(c.data, STORE_REMOTE_ADDR_FILE, addr, 0644))) {
             fprintf(stderr, "eddy eventserver: cannot write %s/%s: %s\n", c.data,
                     STORE_REMOTE_ADDR_FILE, strerror(rc));

@@ -349,6 +349,12 @@ def run_engine(name, tmp, store_url=None):
         if not store_url:
             addr = open(os.path.join(data, "eventserver.addr")).read().strip()
             check(addr == "127.0.0.1:%d" % srv.port, "eventserver.addr holds the listen address")
+            r = subprocess.run([EDDY, "eventserver", "--data", data, "--listen", "127.0.0.1:0"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode != 0 and "another process" in r.stderr,
+                  "a second event server on the same data dir is refused: %r" % r.stderr[-300:])
+            check(open(os.path.join(data, "eventserver.addr")).read().strip() == addr,
+                  "the refused server left the first one's address alone")
         # a key created while the server runs: through the server (remote engine)
         r = eddy("accesskey", "new", "app1", "view", *srv.args())
         key_view = r.stdout.strip().rsplit(" ", 1)[1]
