@@ -1040,6 +1040,19 @@ int client_consume_stream(const client_consume_opts_t *o, FILE *out, client_cons
 
     if (o->group && !*o->group)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "--group must not be empty");
+    /* A group is joined only when named with --group: a group.id slipped in
+     * through --property would make several processes share a group nobody
+     * chose on the command line (the "two consumers, half the data each"
+     * pitfall), so it is refused rather than silently used or ignored. */
+    for (int i = 0; !o->group && o->props && i < o->props->n; i++) {
+        const char *kv = o->props->v[i];
+        while (*kv == ' ')
+            kv++;
+        if (!strncmp(kv, "group.id", 8) && (kv[8] == '=' || kv[8] == ' '))
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                             "a consumer group is joined only with --group NAME (refusing "
+                             "--property group.id=...; pass --group explicitly)");
+    }
     if (o->group && (o->partition >= 0 || o->offset))
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
                          "--partition and --offset choose partitions by hand; they cannot be "
