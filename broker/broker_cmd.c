@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "broker/broker.h"
 #include "broker/broker_groups.h"
@@ -114,6 +115,16 @@ int cmd_broker(int argc, char **argv)
     broker_t *b = NULL;
     broker_net_t *net = NULL;
     int status = 1;
+    /* Every partition keeps segment files open and every client a socket:
+     * take the hard file-descriptor limit, as Kafka's packaging and Redis do. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            CORE_INFO("broker", "raised the open-file limit from %llu to %llu",
+                      (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
     CORE_INFO("broker", "starting: data %s, auto-create-topics %s, %lld default partitions",
               conf.data_dir, conf.auto_create_topics ? "on" : "off", (long long)conf.num_partitions);
     rc = broker_open(&conf, &b, err, sizeof err);

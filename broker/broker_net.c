@@ -851,10 +851,22 @@ int broker_net_new(broker_t *b, broker_net_t **netp, char *errstr, size_t errstr
     struct sockaddr_storage addr;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)) {
-        uv_loop_close(&net->loop);
-        free(net);
-        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
-                         "--listen: '%s' is not a numeric IPv4/IPv6 address", host);
+        /* A host name (e.g. localhost): resolve once, synchronously (no callback). */
+        uv_getaddrinfo_t gai;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        rc = uv_getaddrinfo(&net->loop, &gai, NULL, host, NULL, &hints);
+        if (rc || !gai.addrinfo) {
+            uv_loop_close(&net->loop);
+            free(net);
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "--listen: cannot resolve '%s': %s",
+                             host, rc ? uv_strerror(rc) : "no address");
+        }
+        memcpy(&addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+        uv_freeaddrinfo(gai.addrinfo);
+        if (addr.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)port);
     }
     uv_tcp_init(&net->loop, &net->listener);
     net->listener.data = net;
