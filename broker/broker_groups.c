@@ -127,7 +127,7 @@ static bool name_allowed(broker_groups_t *g, regex_t *re, bool has, const char *
     int64_t now = core_mono_ms();
     if (strcmp(g->last_rejected, buf) || now - g->last_rejected_ms > 60000) {
         CORE_WARN(MOD, "rejected %s '%s': does not match --%s '%s'", what, buf, flag, pattern);
-        snprintf(g->last_rejected, sizeof g->last_rejected, "%s", buf);
+        snprintf(g->last_rejected, sizeof g->last_rejected, "%.*s", (int)sizeof g->last_rejected - 1, buf);
         g->last_rejected_ms = now;
     }
     return false;
