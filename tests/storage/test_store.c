@@ -664,6 +664,46 @@ static void test_four_threads_posting_the_same_batch_store_each_event_once(void 
     assert_int_equal(total, n);
 }
 
+static void test_a_batch_of_the_maximum_size_commits_atomically(void **state)
+{
+    fixture_t *fx = fx_of(state);
+    int32_t app = new_app(fx);
+    int n = (int)(STORE_BATCH_MAX_EVENTS * test_scale());
+    char err[256];
+    store_batch_t *b;
+    store_batch_begin(fx->s, STORE_BATCH_ALL_OR_NOTHING, &b);
+    for (int k = 0; k < n; k++) {
+        char id[16], eid[16], props[32];
+        snprintf(id, sizeof id, "m%06d", k);
+        snprintf(eid, sizeof eid, "u%d", k % 1000);
+        snprintf(props, sizeof props, "{\"n\":%d}", k);
+        store_event_t e = ev_make(id, "view", "user", eid, props, T0 + k);
+        e.target_entity_type = "item";
+        e.target_entity_id = eid;
+        assert_int_equal(store_batch_put_event(b, app, 0, &e, err, sizeof err), 0);
+    }
+    if (n == STORE_BATCH_MAX_EVENTS) {
+        store_event_t one = ev_make("over", "view", "user", "u", NULL, T0);
+        assert_int_equal(store_batch_put_event(b, app, 0, &one, err, sizeof err),
+                         CORE_ERR_TOO_LARGE);
+    }
+    store_batch_put_kv(b, "rt/max/offsets", 14, "n", 1);
+    int64_t t0 = core_mono_ms();
+    assert_int_equal(store_batch_commit(b, NULL, err, sizeof err), 0);
+    fprintf(stderr, "%s: %d-event batch committed in %lld ms\n", fx->engine, n,
+            (long long)(core_mono_ms() - t0));
+    store_find_t f;
+    store_find_init(&f);
+    int64_t total = 0, cnt;
+    assert_int_equal(store_event_find(fx->s, app, 0, &f, count_cb, &total, &cnt), 0);
+    assert_int_equal(total, n);
+    f.entity_type = "user";
+    f.entity_id = "u7";
+    total = 0;
+    assert_int_equal(store_event_find(fx->s, app, 0, &f, count_cb, &total, &cnt), 0);
+    assert_int_equal(total, n / 1000 + (n % 1000 > 7));
+}
+
 /* ---- properties --------------------------------------------------------------------- */
 static void put_special(store_t *s, int32_t app, const char *id, const char *event,
                         const char *eid, const char *props, int64_t t)
@@ -1127,6 +1167,7 @@ static void test_kill_9_during_synced_writes_loses_no_acknowledged_event(void **
         cmocka_unit_test(test_a_conflict_mid_batch_writes_nothing_when_all_or_nothing),     \
         cmocka_unit_test(test_same_id_twice_in_one_batch_is_stored_once),                   \
         cmocka_unit_test(test_four_threads_posting_the_same_batch_store_each_event_once),   \
+        cmocka_unit_test(test_a_batch_of_the_maximum_size_commits_atomically),              \
         cmocka_unit_test(test_properties_fold_set_unset_delete_in_event_time_order),        \
         cmocka_unit_test(test_properties_of_all_entities_drop_the_deleted_ones),            \
         cmocka_unit_test(test_kv_put_get_scan_and_delete),                                  \
