@@ -108,7 +108,7 @@ static void n_close(store_t *s)
 {
 }
 static const store__engine_t null_engine = {"null", n_close, n_commit, n_get, n_del, n_find,
-                                            n_props, n_kv_get, n_kv_scan, n_data_delete};
+                                            n_props, n_kv_get, n_kv_scan, n_data_delete, NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1017,6 +1018,32 @@ int store_kv_delete(store_t *s, const void *key, size_t klen)
 int store_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb cb, void *opaque)
 {
     return s->eng->kv_scan(s, prefix, plen, cb, opaque);
+}
+
+/* ---- check ------------------------------------------------------------------------ */
+void store__check_problem(store_check_t *rep, const char *fmt, ...)
+{
+    rep->problems++;
+    if (!rep->out || rep->problems > rep->max_print)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("problem: ", rep->out);
+    vfprintf(rep->out, fmt, ap);
+    fputc('\n', rep->out);
+    va_end(ap);
+}
+
+int store_check(store_t *s, store_check_t *rep)
+{
+    FILE *out = rep->out;
+    int64_t maxp = rep->max_print > 0 ? rep->max_print : 20;
+    memset(rep, 0, sizeof *rep);
+    rep->out = out;
+    rep->max_print = maxp;
+    if (!s->eng->check)
+        return CORE_ERR_UNSUPPORTED;
+    return s->eng->check(s, rep);
 }
 
 /* ---- entity properties ----------------------------------------------------------- */

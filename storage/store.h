@@ -112,6 +112,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct store store_t;
 typedef struct store_batch store_batch_t;
@@ -294,6 +295,24 @@ int store_props_get(store_t *s, int32_t app, int32_t channel, const char *entity
 typedef int (*store_props_cb)(const char *entity_id, const store_props_t *props, void *opaque);
 int store_props_all(store_t *s, int32_t app, int32_t channel, const char *entity_type,
                     int64_t until_ms, store_props_cb cb, void *opaque);
+
+/* ---- consistency check (the dump/check tool of the on-disk format) ---------- */
+typedef struct store_check {
+    FILE *out;              /* problems are printed here (NULL = silent) */
+    int64_t max_print;      /* at most this many problem lines (default 20) */
+    int64_t events;         /* primary records (T) that decode */
+    int64_t index_entries;  /* E, I, G, P entries checked */
+    int64_t kv;             /* kv entries */
+    int64_t problems;       /* every inconsistency found */
+} store_check_t;
+
+/* Reads the whole store and checks every invariant of the key layout: each
+ * record decodes; each record has its id, entity (and target, property)
+ * index entries; each index entry points at a record that agrees with it.
+ * Read-only; on RocksDB it reads one snapshot. Returns 0 (look at
+ * rep->problems), CORE_ERR_UNSUPPORTED (remote engine: run it where the
+ * store is opened directly), or CORE_ERR_IO. */
+int store_check(store_t *s, store_check_t *rep);
 
 /* ---- apps, channels, access keys (kept in the kv space under "store/") --------- */
 typedef struct store_app {

@@ -106,7 +106,13 @@ typedef struct store__engine {
     int (*kv_scan)(store_t *s, const void *prefix, size_t plen, store_kv_cb cb, void *opaque);
     /* Removes all events of (app, ch), or of every channel with ch == -1. */
     int (*data_delete)(store_t *s, int32_t app, int32_t ch);
+    /* store_check; NULL = not supported by this engine (remote). */
+    int (*check)(store_t *s, store_check_t *rep);
 } store__engine_t;
+
+/* Records one problem found by a check (counts it; prints the first ones). */
+void store__check_problem(store_check_t *rep, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 struct store {
     const store__engine_t *eng;

@@ -833,6 +833,146 @@ static int rds_data_delete(store_t *s, int32_t app, int32_t ch)
     return err;
 }
 
+/* ---- check -------------------------------------------------------------------------- */
+/* For every record hash B r: each record decodes and is a member of B t,
+ * its entity set, its target set and (special events) its property set at
+ * its time; and B t holds exactly as many members as B r. */
+static double zscore(rds_t *r, const char *key, size_t kl, const char *id, size_t idl, int *found)
+{
+    const char *argv[3] = {"ZSCORE", key, id};
+    size_t lens[3] = {6, kl, idl};
+    redisReply *rep;
+    *found = -1;
+    if (rds_cmd(r, 3, argv, lens, &rep, NULL, 0))
+        return 0;
+    double v = 0;
+    *found = rep->type == REDIS_REPLY_STRING;
+    if (*found)
+        v = strtod(rep->str, NULL);
+    freeReplyObject(rep);
+    return v;
+}
+
+static void check_member(rds_t *r, store_check_t *rep, const char *base, const char *tag,
+                         core_slice_t a, core_slice_t b, const char *id, size_t idl, int64_t t,
+                         const char *what)
+{
+    size_t kl;
+    char *key = ent_key(base, tag, (const char *)a.ptr, (size_t)a.len, (const char *)b.ptr,
+                        (size_t)b.len, &kl);
+    int found;
+    double sc = zscore(r, key, kl, id, idl, &found);
+    if (found != 1 || (int64_t)sc != t)
+        store__check_problem(rep, "%s event %.*s: %s entry %s", base, (int)idl, id, what,
+                             found == 1 ? "has another time" : "missing");
+    rep->index_entries++;
+    free(key);
+}
+
+static int check_hash(rds_t *r, const char *hkey, size_t hl, store_check_t *rep)
+{
+    char base[64];
+    if (hl < 2 || hl - 1 >= sizeof base)
+        return 0;
+    memcpy(base, hkey, hl - 1);
+    base[hl - 1] = '\0';
+    char tkey[72];
+    int tl = snprintf(tkey, sizeof tkey, "%st", base);
+    char cursor[32] = "0";
+    int64_t nrec = 0;
+    int err = 0;
+    do {
+        const char *argv[5] = {"HSCAN", hkey, cursor, "COUNT", "500"};
+        size_t lens[5] = {5, hl, strlen(cursor), 5, 3};
+        redisReply *rp;
+        if ((err = rds_cmd(r, 5, argv, lens, &rp, NULL, 0)))
+            break;
+        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 2) {
+            freeReplyObject(rp);
+            err = CORE_ERR_IO;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rp->element[0]->str);
+        redisReply *kv = rp->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            const char *id = kv->element[i]->str;
+            size_t idl = (size_t)kv->element[i]->len;
+            const uint8_t *rec = (const uint8_t *)kv->element[i + 1]->str;
+            size_t rl = (size_t)kv->element[i + 1]->len;
+            core_slice_t et, ei, tt, ti;
+            uint8_t op;
+            int64_t t;
+            nrec++;
+            if (store__rec_keys(rec, rl, &et, &ei, &tt, &ti, &op, &t) != 0) {
+                store__check_problem(rep, "%s event %.*s: record does not decode", base,
+                                     (int)idl, id);
+                continue;
+            }
+            rep->events++;
+            int found;
+            double sc = zscore(r, tkey, (size_t)tl, id, idl, &found);
+            if (found != 1 || (int64_t)sc != t)
+                store__check_problem(rep, "%s event %.*s: time entry %s", base, (int)idl, id,
+                                     found == 1 ? "has another time" : "missing");
+            rep->index_entries++;
+            check_member(r, rep, base, "i:", et, ei, id, idl, t, "entity");
+            if (tt.len >= 0)
+                check_member(r, rep, base, "g:", tt, ti, id, idl, t, "target");
+            if (op != STORE_OP_NONE)
+                check_member(r, rep, base, "p:", et, ei, id, idl, t, "property");
+        }
+        freeReplyObject(rp);
+    } while (strcmp(cursor, "0") != 0);
+    if (!err) {
+        const char *argv[2] = {"ZCARD", tkey};
+        size_t lens[2] = {5, (size_t)tl};
+        redisReply *rp;
+        if ((err = rds_cmd(r, 2, argv, lens, &rp, NULL, 0)) == 0) {
+            if (rp->type == REDIS_REPLY_INTEGER && rp->integer != nrec)
+                store__check_problem(rep, "%s %lld time entries for %lld records", base,
+                                     rp->integer, (long long)nrec);
+            freeReplyObject(rp);
+        }
+    }
+    return err;
+}
+
+static int rds_check(store_t *s, store_check_t *rep)
+{
+    rds_t *r = s->impl;
+    char cursor[32] = "0";
+    int err = 0;
+    do {
+        const char *argv[6] = {"SCAN", cursor, "MATCH", "eddy:e:*:r", "COUNT", "1000"};
+        size_t lens[6];
+        for (int i = 0; i < 6; i++)
+            lens[i] = strlen(argv[i]);
+        redisReply *rp;
+        if ((err = rds_cmd(r, 6, argv, lens, &rp, NULL, 0)))
+            break;
+        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 2) {
+            freeReplyObject(rp);
+            err = CORE_ERR_IO;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rp->element[0]->str);
+        for (size_t i = 0; i < rp->element[1]->elements && !err; i++)
+            err = check_hash(r, rp->element[1]->element[i]->str,
+                             (size_t)rp->element[1]->element[i]->len, rep);
+        freeReplyObject(rp);
+    } while (!err && strcmp(cursor, "0") != 0);
+    if (!err) {
+        const char *argv[2] = {"ZCARD", "eddy:kidx"};
+        size_t lens[2] = {5, 9};
+        redisReply *rp;
+        if ((err = rds_cmd(r, 2, argv, lens, &rp, NULL, 0)) == 0) {
+            rep->kv = rp->type == REDIS_REPLY_INTEGER ? rp->integer : 0;
+            freeReplyObject(rp);
+        }
+    }
+    return err;
+}
+
 static void rds_close(store_t *s)
 {
     rds_t *r = s->impl;
@@ -855,6 +995,7 @@ static const store__engine_t rds_engine = {
     .kv_get = rds_kv_get,
     .kv_scan = rds_kv_scan,
     .data_delete = rds_data_delete,
+    .check = rds_check,
 };
 
 int store__redis_open(store_t *s, const char *host, int port, int db, char *errstr,

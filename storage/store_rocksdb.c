@@ -674,6 +674,211 @@ static int rdb_data_delete(store_t *s, int32_t app, int32_t ch)
     return e ? io_err(r, e, NULL, 0, "delete range") : rdb_wal_sync_wait(s);
 }
 
+/* ---- check ------------------------------------------------------------------------ */
+/* Reads key k under ro: 1 found (value copied into *v when v != NULL, caller
+ * frees), 0 absent, -1 error. */
+static int rdb_probe(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t kl,
+                     char **v, size_t *vl)
+{
+    char *e = NULL;
+    size_t n;
+    char *val = rocksdb_get(r->db, ro, (const char *)k, kl, &n, &e);
+    if (e) {
+        rocksdb_free(e);
+        return -1;
+    }
+    if (!val)
+        return 0;
+    if (v) {
+        *v = val;
+        *vl = n;
+    } else {
+        rocksdb_free(val);
+    }
+    return 1;
+}
+
+static void hexid(char *out, size_t n, const uint8_t *id, size_t idl)
+{
+    snprintf(out, n, "%.*s", (int)(idl > 64 ? 64 : idl), (const char *)id);
+}
+
+/* T record: decodes and has its E, I, [G], [P] entries. */
+static void check_t(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t kl,
+                    const uint8_t *v, size_t vl, store_check_t *rep)
+{
+    char idtxt[72];
+    if (kl < 9 + 8 + 1 || kl > 9 + 8 + STORE_EVENT_ID_MAX) {
+        store__check_problem(rep, "T key of bad length %zu", kl);
+        return;
+    }
+    int32_t app = (int32_t)core_be32(k + 1), ch = (int32_t)core_be32(k + 5);
+    int64_t kt = store__time_unkey(core_be64(k + 9));
+    const char *id = (const char *)k + 17;
+    size_t idl = kl - 17;
+    hexid(idtxt, sizeof idtxt, k + 17, idl);
+    core_slice_t et, ei, tt, ti;
+    uint8_t op;
+    int64_t t;
+    if (store__rec_keys(v, vl, &et, &ei, &tt, &ti, &op, &t) != 0) {
+        store__check_problem(rep, "app %d ch %d event %s: record does not decode", app, ch,
+                             idtxt);
+        return;
+    }
+    rep->events++;
+    if (t != kt)
+        store__check_problem(rep, "app %d ch %d event %s: record time %lld, key time %lld", app,
+                             ch, idtxt, (long long)t, (long long)kt);
+    uint8_t x[RDB_KEY_MAX];
+    size_t xl = k_head(x, 'E', app, ch);
+    memcpy(x + xl, id, idl);
+    xl += idl;
+    char *ev = NULL;
+    size_t evl;
+    int rc = rdb_probe(r, ro, x, xl, &ev, &evl);
+    if (rc != 1 || evl != 8 || store__time_unkey(core_be64((uint8_t *)ev)) != kt)
+        store__check_problem(rep, "app %d ch %d event %s: id entry (E) %s", app, ch, idtxt,
+                             rc == 1 ? "points elsewhere" : "missing");
+    if (rc == 1)
+        rocksdb_free(ev);
+    if ((size_t)et.len > STORE_NAME_MAX || (size_t)ei.len > STORE_NAME_MAX ||
+        (tt.len >= 0 && ((size_t)tt.len > STORE_NAME_MAX || (size_t)ti.len > STORE_NAME_MAX))) {
+        store__check_problem(rep, "app %d ch %d event %s: names over the limit", app, ch, idtxt);
+        return;
+    }
+    xl = k_time_id(x, k_entity(x, 'I', app, ch, (const char *)et.ptr, (size_t)et.len,
+                               (const char *)ei.ptr, (size_t)ei.len),
+                   kt, id, idl);
+    if (rdb_probe(r, ro, x, xl, NULL, NULL) != 1)
+        store__check_problem(rep, "app %d ch %d event %s: entity entry (I) missing", app, ch,
+                             idtxt);
+    if (tt.len >= 0) {
+        xl = k_time_id(x, k_entity(x, 'G', app, ch, (const char *)tt.ptr, (size_t)tt.len,
+                                   (const char *)ti.ptr, (size_t)ti.len),
+                       kt, id, idl);
+        if (rdb_probe(r, ro, x, xl, NULL, NULL) != 1)
+            store__check_problem(rep, "app %d ch %d event %s: target entry (G) missing", app, ch,
+                                 idtxt);
+    }
+    if (op != STORE_OP_NONE) {
+        xl = k_time_id(x, k_entity(x, 'P', app, ch, (const char *)et.ptr, (size_t)et.len,
+                                   (const char *)ei.ptr, (size_t)ei.len),
+                       kt, id, idl);
+        char *pv = NULL;
+        size_t pvl;
+        rc = rdb_probe(r, ro, x, xl, &pv, &pvl);
+        if (rc != 1 || pvl < 1 || (uint8_t)pv[0] != op)
+            store__check_problem(rep, "app %d ch %d event %s: property entry (P) %s", app, ch,
+                                 idtxt, rc == 1 ? "has another op" : "missing");
+        if (rc == 1)
+            rocksdb_free(pv);
+    }
+}
+
+/* I/G/P entry: parses and points at a record that agrees with it. */
+static void check_index(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t kl,
+                        const uint8_t *v, size_t vl, store_check_t *rep)
+{
+    char tag = (char)k[0];
+    rep->index_entries++;
+    if (kl < 9 + 2) {
+        store__check_problem(rep, "%c key of bad length %zu", tag, kl);
+        return;
+    }
+    int32_t app = (int32_t)core_be32(k + 1), ch = (int32_t)core_be32(k + 5);
+    size_t o = 9;
+    size_t al = (size_t)k[o] << 8 | k[o + 1];
+    const uint8_t *a = k + o + 2;
+    o += 2 + al;
+    if (o + 2 > kl) {
+        store__check_problem(rep, "%c key truncated", tag);
+        return;
+    }
+    size_t bl = (size_t)k[o] << 8 | k[o + 1];
+    const uint8_t *bb = k + o + 2;
+    o += 2 + bl;
+    if (o + 8 + 1 > kl || kl - o - 8 > STORE_EVENT_ID_MAX) {
+        store__check_problem(rep, "%c key truncated", tag);
+        return;
+    }
+    uint8_t x[RDB_KEY_MAX];
+    size_t xl = k_head(x, 'T', app, ch);
+    memcpy(x + xl, k + o, kl - o);
+    xl += kl - o;
+    char idtxt[72];
+    hexid(idtxt, sizeof idtxt, k + o + 8, kl - o - 8);
+    char *rec = NULL;
+    size_t rl;
+    if (rdb_probe(r, ro, x, xl, &rec, &rl) != 1) {
+        store__check_problem(rep, "app %d ch %d: %c entry for event %s without its record", app,
+                             ch, tag, idtxt);
+        return;
+    }
+    core_slice_t et, ei, tt, ti;
+    uint8_t op;
+    int64_t t;
+    if (store__rec_keys((uint8_t *)rec, rl, &et, &ei, &tt, &ti, &op, &t) == 0) {
+        core_slice_t wa = tag == 'G' ? tt : et, wb = tag == 'G' ? ti : ei;
+        if (wa.len != (int64_t)al || wb.len != (int64_t)bl || memcmp(wa.ptr, a, al) ||
+            memcmp(wb.ptr, bb, bl))
+            store__check_problem(rep, "app %d ch %d: %c entry of event %s names another entity",
+                                 app, ch, tag, idtxt);
+        if (tag == 'P' && (vl < 1 || v[0] != op))
+            store__check_problem(rep, "app %d ch %d: P entry of event %s has another op", app, ch,
+                                 idtxt);
+    }
+    rocksdb_free(rec);
+}
+
+static int rdb_check(store_t *s, store_check_t *rep)
+{
+    rdb_t *r = s->impl;
+    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(r->db);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(ro, snap);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, ro);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        switch (kl ? k[0] : 0) {
+        case 'T': check_t(r, ro, k, kl, v, vl, rep); break;
+        case 'E': {
+            rep->index_entries++;
+            if (kl < 10 || vl != 8) {
+                store__check_problem(rep, "E entry of bad size");
+                break;
+            }
+            uint8_t x[RDB_KEY_MAX];
+            size_t xl = k_time_id(x, k_head(x, 'T', (int32_t)core_be32(k + 1),
+                                            (int32_t)core_be32(k + 5)),
+                                  store__time_unkey(core_be64(v)), (const char *)k + 9, kl - 9);
+            if (kl - 9 > STORE_EVENT_ID_MAX || rdb_probe(r, ro, x, xl, NULL, NULL) != 1) {
+                char idtxt[72];
+                hexid(idtxt, sizeof idtxt, k + 9, kl - 9);
+                store__check_problem(rep, "E entry of event %s without its record", idtxt);
+            }
+            break;
+        }
+        case 'I':
+        case 'G':
+        case 'P': check_index(r, ro, k, kl, v, vl, rep); break;
+        case 'K': rep->kv++; break;
+        default: store__check_problem(rep, "key with unknown tag 0x%02x", kl ? k[0] : 0);
+        }
+    }
+    int err = 0;
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+        err = io_err(r, e, NULL, 0, "iterate");
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_release_snapshot(r->db, snap);
+    return err;
+}
+
 static void *rdb_syncer(void *arg)
 {
     store_t *s = arg;
@@ -752,6 +957,7 @@ static const store__engine_t rdb_engine = {
     .kv_get = rdb_kv_get,
     .kv_scan = rdb_kv_scan,
     .data_delete = rdb_data_delete,
+    .check = rdb_check,
 };
 
 int store__rocksdb_open(store_t *s, const char *dir, char *errstr, size_t errstr_size)

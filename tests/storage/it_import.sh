@@ -60,6 +60,9 @@ grep -q "line 3.*Fail to extract eventTime not a time" <<<"$out" || fail "reason
 out=$("$EDDY" import --app other --data "$tmp/d" --input "$tmp/mixed.jsonl" 2>/dev/null)
 grep -q "^imported 0 events, 3 duplicates skipped, 1 rejected" <<<"$out" || fail "mixed again: $out"
 
+out=$("$EDDY" store check --data "$tmp/d" 2>/dev/null) || fail "store check: $out"
+grep -q "^rocksdb store: $((rows + 3)) events, .* 0 problems" <<<"$out" || fail "store check: $out"
+
 "$EDDY" import --app nosuch --data "$tmp/d" --input "$tmp/mixed.jsonl" 2>/dev/null \
   && fail "import into a missing app succeeded"
 echo "it_import: ok"
