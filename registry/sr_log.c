@@ -100,10 +100,14 @@ static int replay(const char *brokers, const char *topic, sr_log_record_fn *fn, 
         goto out;
     }
     if (hi > lo) {
-        rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = lo;
-        rd_kafka_assign(rk, tp);
-        rd_kafka_topic_partition_list_destroy(tp);
+        /* librdkafka's simple consumer: no group id, no coordinator, no commits */
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (rd_kafka_consume_start(rkt, 0, lo) == -1) {
+            rc = core_errf(CORE_ERR_IO, errstr, errsz, "reading %s: %s", topic,
+                           rd_kafka_err2str(rd_kafka_last_error()));
+            rd_kafka_topic_destroy(rkt);
+            goto out;
+        }
         int64_t next = lo, deadline = core_mono_ms() + timeout_ms;
         while (next < hi && !rc) {
             if (core_mono_ms() > deadline) {
@@ -111,7 +115,7 @@ static int replay(const char *brokers, const char *topic, sr_log_record_fn *fn, 
                                topic, (long long)next, (long long)hi);
                 break;
             }
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+            rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 200);
             if (!m)
                 continue;
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -127,11 +131,11 @@ static int replay(const char *brokers, const char *topic, sr_log_record_fn *fn, 
             }
             rd_kafka_message_destroy(m);
         }
-        rd_kafka_assign(rk, NULL);
+        rd_kafka_consume_stop(rkt, 0);
+        rd_kafka_topic_destroy(rkt);
     }
     CORE_INFO("registry", "replayed %lld records of %s", (long long)(hi - lo), topic);
 out:
-    rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rc;
 }
