@@ -49,6 +49,11 @@
  * batches. Reads jump through the offset index and scan at most about one
  * index interval of headers, so this need not be large (it is per partition). */
 #define HDR_BUF_SIZE (8 * 1024)
+/* Appends start kernel writeback (sync_file_range, asynchronous) every this
+ * many bytes, so the fsync a roll does on the loop thread, and the group
+ * commit fsync, find little dirty data left: without it a roll under acks=1
+ * load could stall the loop for a whole segment's worth of writeback. */
+#define WRITEBACK_BYTES (4 << 20)
 /* Path buffers: dir + "/" + 20 digits + suffix. */
 #define LOG_PATH_MAX 4096
 
@@ -71,6 +76,8 @@ struct broker_segment {
     int64_t last_idx_pos;
     int64_t last_tidx_ts; /* last .timeindex timestamp, -1 if none */
     int64_t bytes_since_idx;
+    int64_t writeback_pos; /* writeback was started for [0, writeback_pos) */
+    atomic_bool synced;    /* rolled and fsynced (data + indexes); set by the flush thread */
     char *path; /* .log path; the index paths derive from it */
 };
 
@@ -92,6 +99,8 @@ struct broker_log {
     int64_t size_bytes;
     _Atomic int64_t flushed;
     atomic_int err; /* sticky storage error (CORE_ERR_IO) */
+    atomic_bool dir_dirty;   /* a segment file was created since the last directory fsync */
+    int64_t recovery_point;  /* persisted: every segment below it is fsynced (flush_mu) */
     uint64_t next_seg_id;
     epoch_entry_t *epochs;
     int nepochs;
@@ -278,6 +287,7 @@ static broker_segment_t *seg_alloc(broker_log_t *log, int64_t base)
 {
     broker_segment_t *seg = core_xcalloc(1, sizeof *seg);
     atomic_init(&seg->refs, 1);
+    atomic_init(&seg->synced, false);
     seg->id = ++log->next_seg_id;
     seg->fd = seg->idx_fd = seg->tidx_fd = -1;
     seg->base = seg->next = base;
@@ -878,28 +888,71 @@ static int list_segments(broker_log_t *log, int64_t **basesp, int *np, char *err
     return 0;
 }
 
-/* Creates a new, empty segment at base and makes it the active one.
- * The caller has fsynced the previous active segment (invariant 3). */
+/* Creates a new, empty segment at base and makes it the active one. Its
+ * directory entry is made durable by the next flush (dir_dirty), before
+ * `flushed` can pass its base. */
 static int seg_create(broker_log_t *log, int64_t base, int64_t now_ms)
 {
     broker_segment_t *seg = seg_alloc(log, base);
     int rc = seg_open_files(seg, true);
     if (rc) {
         CORE_ERROR(MOD, "%s: create: %s", seg->path, strerror(rc));
-        seg_release(seg);
-        return rc;
-    }
-    if ((rc = fsync_dir(log->dir))) {
-        CORE_ERROR(MOD, "%s: fsync: %s", log->dir, strerror(rc));
         unlink(seg->path);
         seg_release(seg);
         return rc;
     }
     seg->created_ms = seg->mtime_ms = now_ms;
+    atomic_store(&log->dir_dirty, true);
     pthread_mutex_lock(&log->mu);
     segs_push(log, seg);
     pthread_mutex_unlock(&log->mu);
     return 0;
+}
+
+/* ---- recovery point --------------------------------------------------------- */
+
+/* "recovery-point": "0\n<offset>\n". Every segment whose base offset is
+ * below it was fsynced (data and indexes) before the file was written. */
+static int rp_save(broker_log_t *log, int64_t rp)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", rp);
+    int rc = write_file_atomic(log->dir, BROKER_RECOVERY_POINT_FILE, text, (size_t)n);
+    if (!rc)
+        log->recovery_point = rp;
+    return rc;
+}
+
+static int rp_load(broker_log_t *log, char *errstr, size_t errstr_size)
+{
+    char p[LOG_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_RECOVERY_POINT_FILE);
+    log->recovery_point = 0; /* missing: nothing is known to be synced */
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? 0
+                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
+                                           strerror(errno));
+    int version;
+    int64_t rp;
+    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &rp) == 2 && version == 0 && rp >= 0;
+    fclose(f);
+    if (!ok)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
+    log->recovery_point = rp;
+    return 0;
+}
+
+/* Removes segment files (recovery dropping segments after a torn one). */
+static void unlink_segment_files(const char *dir, int64_t base)
+{
+    static const char *const suffixes[] = {BROKER_LOG_SUFFIX, BROKER_INDEX_SUFFIX,
+                                           BROKER_TIMEINDEX_SUFFIX};
+    for (int k = 0; k < 3; k++) {
+        char p[LOG_PATH_MAX];
+        seg_path(p, dir, base, suffixes[k]);
+        unlink(p);
+    }
 }
 
 static int64_t file_mtime_ms(int fd)
@@ -913,8 +966,10 @@ static int64_t file_mtime_ms(int fd)
 static int log_recover(broker_log_t *log, bool clean, char *errstr, size_t errstr_size)
 {
     int64_t *bases = NULL;
-    int n = 0, rc = list_segments(log, &bases, &n, errstr, errstr_size);
+    int n = 0, rc = rp_load(log, errstr, errstr_size);
     if (rc)
+        return rc;
+    if ((rc = list_segments(log, &bases, &n, errstr, errstr_size)))
         return rc;
     for (int i = 0; i < n; i++) {
         bool last = i == n - 1;
@@ -948,21 +1003,39 @@ static int log_recover(broker_log_t *log, bool clean, char *errstr, size_t errst
             rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", seg->path, strerror(rc));
             goto out;
         }
-        if (!last) {
-            if (r.why || seg->next != bases[i + 1]) {
+        bool broken = r.why || (!last && seg->next != bases[i + 1]);
+        if (broken && !last) {
+            if (bases[i] < log->recovery_point) {
+                /* fsynced before the recovery point was written: real damage */
                 rc = core_errf(CORE_ERR_CORRUPT, errstr, errstr_size,
-                               "%s: corrupt at position %" PRId64 " (%s); not the active "
-                               "segment, so it is not repaired",
+                               "%s: corrupt at position %" PRId64 " (%s); the segment was "
+                               "synced (below the recovery point %" PRId64 "), so it is not "
+                               "repaired",
                                seg->path, r.valid_end,
-                               r.why ? r.why : "does not end where the next segment starts");
+                               r.why ? r.why : "does not end where the next segment starts",
+                               log->recovery_point);
                 goto out;
             }
+            /* A rolled segment whose fsync never completed (invariant 3): what
+             * follows it was never acknowledged as durable either. */
+            CORE_WARN(MOD, "%s: torn at position %" PRId64 " (%s) past the recovery point %" PRId64
+                           " (unsynced when the broker stopped); dropping the %d later segment(s)",
+                      seg->path, r.valid_end,
+                      r.why ? r.why : "does not end where the next segment starts",
+                      log->recovery_point, n - 1 - i);
+            for (int j = i + 1; j < n; j++)
+                unlink_segment_files(log->dir, bases[j]);
+            n = i + 1;
+            last = true;
+            atomic_store(&log->dir_dirty, true);
+        }
+        if (!last) {
             seg_final_time_entry(seg, &log->tidx_scratch);
         } else if (r.why) {
             CORE_WARN(MOD, "%s: truncating %" PRId64 " bytes at position %" PRId64
                            " (%s); %" PRId64 " batches kept",
                       seg->path, st.st_size - r.valid_end, r.valid_end, r.why, r.nbatches);
-            if (ftruncate(seg->fd, r.valid_end) || fdatasync(seg->fd)) {
+            if (ftruncate(seg->fd, r.valid_end)) {
                 rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: truncate: %s", seg->path,
                                strerror(errno));
                 goto out;
@@ -985,11 +1058,32 @@ static int log_recover(broker_log_t *log, bool clean, char *errstr, size_t errst
     log->size_bytes = 0;
     for (int i = 0; i < log->nsegs; i++)
         log->size_bytes += log->segs[i]->size;
-    /* Everything now on disk may still be only in the page cache (kill -9):
-     * sync it so `flushed` can start at LEO. */
-    if (fdatasync(act->fd)) {
-        rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", act->path,
-                       strerror(errno));
+    /* What is on disk now may still be only in the page cache (after kill -9,
+     * or rolled segments whose fsync never ran): sync every segment from the
+     * recovery point on, and the directory, so `flushed` can start at LEO and
+     * the recovery point can move to the active segment. */
+    for (int i = 0; i < log->nsegs; i++) {
+        broker_segment_t *seg = log->segs[i];
+        bool is_last = i == log->nsegs - 1;
+        if (seg->base < log->recovery_point && !is_last) {
+            atomic_store(&seg->synced, true);
+            continue;
+        }
+        if (fdatasync(seg->fd) || fdatasync(seg->idx_fd) || fdatasync(seg->tidx_fd)) {
+            rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", seg->path,
+                           strerror(errno));
+            goto out;
+        }
+        if (!is_last)
+            atomic_store(&seg->synced, true);
+    }
+    if (atomic_exchange(&log->dir_dirty, false) && (rc = fsync_dir(log->dir))) {
+        rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", log->dir, strerror(rc));
+        goto out;
+    }
+    if (log->recovery_point != act->base && (rc = rp_save(log, act->base))) {
+        rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: writing %s: %s", log->dir,
+                       BROKER_RECOVERY_POINT_FILE, strerror(rc));
         goto out;
     }
     rc = 0;
@@ -1017,8 +1111,22 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
                     char *errstr, size_t errstr_size)
 {
     *logp = NULL;
-    if (mkdir(dir, 0755) && errno != EEXIST)
+    if (mkdir(dir, 0755) == 0) {
+        /* make the new directory's entry durable before anything is acknowledged in it */
+        char parent[LOG_PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent)
+            *slash = 0;
+        else
+            snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+        int rc = fsync_dir(parent);
+        if (rc)
+            return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", parent,
+                             strerror(rc));
+    } else if (errno != EEXIST) {
         return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: mkdir: %s", dir, strerror(errno));
+    }
     broker_log_t *log = core_xcalloc(1, sizeof *log);
     log->dir = core_xstrdup(dir);
     broker_log_set_conf(log, conf);
@@ -1026,6 +1134,7 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
     pthread_mutex_init(&log->flush_mu, NULL);
     atomic_init(&log->err, 0);
     atomic_init(&log->flushed, 0);
+    atomic_init(&log->dir_dirty, false);
     core_buf_init(&log->idx_scratch);
     core_buf_init(&log->tidx_scratch);
     log->hdr_buf = core_xmalloc(HDR_BUF_SIZE);
@@ -1072,12 +1181,13 @@ void broker_log_close(broker_log_t *log)
 {
     if (!log)
         return;
-    if (!atomic_load(&log->err)) {
+    /* Everything synced (rolled segments, directory, recovery point, active
+     * segment and its indexes) before the marker says so (invariant 6). */
+    if (broker_log_flush(log) == 0) {
         broker_segment_t *act = active_seg(log);
         char marker[LOG_PATH_MAX];
         snprintf(marker, sizeof marker, "%s/%s", log->dir, BROKER_CLEAN_SHUTDOWN_FILE);
         int fd = -1;
-        /* The marker promises: every segment and index file is synced. */
         if (!fdatasync(act->fd) && !fdatasync(act->idx_fd) && !fdatasync(act->tidx_fd) &&
             (fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0 &&
             !fsync(fd)) {
@@ -1105,9 +1215,10 @@ static int log_fail(broker_log_t *log, const char *what, int e)
     return CORE_ERR_IO;
 }
 
-/* Closes the active segment for appends: final time entry, fsync of the
- * data and index files (so every non-last segment is durable, invariant 3),
- * then a new segment at LEO. */
+/* Closes the active segment for appends (final time entry) and starts a new
+ * one at LEO. No fsync here, on the loop thread: the next broker_log_flush
+ * syncs the rolled segment and the directory, then moves the recovery point
+ * past it (invariant 3). */
 static int log_roll(broker_log_t *log, int64_t now_ms)
 {
     broker_segment_t *old = active_seg(log);
@@ -1118,12 +1229,20 @@ static int log_roll(broker_log_t *log, int64_t now_ms)
         (rc = pwrite_all(old->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
                          (old->tidx_n - 1) * BROKER_TIMEINDEX_ENTRY_SIZE)))
         return log_fail(log, "writing time index", rc);
-    if (fdatasync(old->fd) || fdatasync(old->idx_fd) || fdatasync(old->tidx_fd))
-        return log_fail(log, "fsync at roll", errno);
+    /* start writing back what the flush will have to wait for */
+    (void)sync_file_range(old->fd, old->writeback_pos, 0, SYNC_FILE_RANGE_WRITE);
     if ((rc = seg_create(log, log->leo, now_ms)))
         return log_fail(log, "creating segment", rc);
     CORE_DEBUG(MOD, "%s: rolled segment at offset %" PRId64, log->dir, log->leo);
     return 0;
+}
+
+bool broker_log_needs_flush(const broker_log_t *log)
+{
+    for (int i = log->nsegs - 2; i >= 0; i--)
+        if (!atomic_load(&log->segs[i]->synced))
+            return true;
+    return atomic_load(&((broker_log_t *)log)->flushed) < log->leo;
 }
 
 int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
@@ -1215,6 +1334,12 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
     seg->size += (int64_t)len;
     seg->next = next;
     log->size_bytes += (int64_t)len;
+    if (seg->size - seg->writeback_pos >= WRITEBACK_BYTES) {
+        /* only a hint: failure here is found by the next fsync */
+        (void)sync_file_range(seg->fd, seg->writeback_pos, seg->size - seg->writeback_pos,
+                              SYNC_FILE_RANGE_WRITE);
+        seg->writeback_pos = seg->size;
+    }
     *base_offset = log->leo;
     *last_offset = next - 1;
     pthread_mutex_lock(&log->mu);
@@ -1229,22 +1354,57 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
 int broker_log_flush(broker_log_t *log)
 {
     pthread_mutex_lock(&log->flush_mu);
+    /* Snapshot under mu: LEO, the active segment, and the rolled segments
+     * not yet synced (references kept, so retention may unlink them meanwhile). */
+    broker_segment_t *stack[16], **todo = stack;
+    int ntodo = 0;
     pthread_mutex_lock(&log->mu);
     int64_t target = log->leo;
-    broker_segment_t *seg = active_seg(log);
-    seg_keep(seg);
+    broker_segment_t *act = active_seg(log);
+    int nunsynced = 0;
+    for (int i = 0; i < log->nsegs - 1; i++)
+        nunsynced += !atomic_load(&log->segs[i]->synced);
+    if (nunsynced > (int)(sizeof stack / sizeof stack[0]))
+        todo = core_xmalloc(sizeof *todo * (size_t)nunsynced);
+    for (int i = 0; i < log->nsegs - 1; i++)
+        if (!atomic_load(&log->segs[i]->synced)) {
+            seg_keep(log->segs[i]);
+            todo[ntodo++] = log->segs[i];
+        }
+    seg_keep(act);
+    bool dir = atomic_exchange(&log->dir_dirty, false);
     pthread_mutex_unlock(&log->mu);
-    /* Segments before `seg` were synced when they were rolled (invariant 3),
-     * so syncing the segment that was active at the snapshot covers every
-     * byte below target. */
+
     int rc = atomic_load(&log->err);
+    /* Rolled segments first, then the directory (their successors' names),
+     * then the active segment; only then may `flushed` and the recovery
+     * point move (invariants 2 and 3). */
+    for (int i = 0; i < ntodo && !rc; i++) {
+        broker_segment_t *seg = todo[i];
+        if (fdatasync(seg->fd) || fdatasync(seg->idx_fd) || fdatasync(seg->tidx_fd))
+            rc = log_fail(log, "fsync of a rolled segment", errno);
+        else
+            atomic_store(&seg->synced, true);
+    }
+    if (!rc && dir && (rc = fsync_dir(log->dir)))
+        rc = log_fail(log, "fsync of the directory", rc);
     if (!rc && target > atomic_load(&log->flushed)) {
-        if (fdatasync(seg->fd))
+        if (fdatasync(act->fd))
             rc = log_fail(log, "fsync", errno);
         else
             atomic_store(&log->flushed, target);
     }
-    seg_release(seg);
+    /* Every segment before `act` is synced now. */
+    if (!rc && act->base > log->recovery_point) {
+        int e = rp_save(log, act->base);
+        if (e)
+            rc = log_fail(log, "writing " BROKER_RECOVERY_POINT_FILE, e);
+    }
+    for (int i = 0; i < ntodo; i++)
+        seg_release(todo[i]);
+    if (todo != stack)
+        free(todo);
+    seg_release(act);
     pthread_mutex_unlock(&log->flush_mu);
     return rc;
 }

@@ -19,6 +19,8 @@
  *   00000000000000000000.timeindex  sparse time index of that segment
  *   00000000000000001234.log ...    next segment; base offset in the name (%020lld)
  *   leader-epoch-checkpoint         text: "0\n" N "\n" then N lines "EPOCH START_OFFSET\n"
+ *   recovery-point                  text: "0\n" OFFSET "\n": every segment whose base is
+ *                                   below OFFSET is fully fsynced (data and indexes)
  *   clean-shutdown                  empty; present only between close and open
  *
  * .log: RecordBatch v2 (kafka-protocol.md §4.1), each one 12 + batchLength
@@ -55,22 +57,32 @@
  *    since the kernel may have dropped the dirty pages: never retried).
  * 2. `flushed` only moves after an fdatasync of the segment that held LEO
  *    when the flush began returned success; acks=all waits for it.
- * 3. Every segment but the last is fully fsynced (data and both indexes)
- *    before the next segment file is created, and the directory is fsynced
- *    after the creation. So a torn or short batch can only be in the last
- *    segment; anywhere else it is corruption: open fails with
- *    CORE_ERR_CORRUPT naming the file and position, and repairs nothing.
+ * 3. A roll does not fsync (an fsync of a whole segment on the loop thread
+ *    would stall every partition): it creates the next segment and leaves the
+ *    old one to the next broker_log_flush, which fsyncs the rolled segments,
+ *    then the directory, then the active segment, and only then moves
+ *    `flushed` and rewrites recovery-point to the active segment's base.
+ *    So every segment below the recovery point is durable and intact: damage
+ *    there is corruption, and open fails with CORE_ERR_CORRUPT naming the
+ *    file and position, repairing nothing. A segment at or past the recovery
+ *    point may be torn by a power cut like the active one: recovery
+ *    truncates it at its first invalid batch and drops the segments after it
+ *    (their data was never acknowledged as durable: `flushed` had not passed
+ *    it). Appends start kernel writeback every few MiB (sync_file_range) so
+ *    these fsyncs find little left to write.
  * 4. Index entries are written after the data they point at. They are not
  *    synced with it, so after a crash they may be short, or point past the
  *    log; recovery rebuilds the indexes of every segment it scans, and checks
  *    the last entries of those it does not.
  * 5. Recovery at open scans the last segment (all segments when the
  *    clean-shutdown marker is missing) forward, validating every batch, stops
- *    at the first invalid one, truncates the last segment there (logging the
- *    bytes cut) and fsyncs it before the first append, so `flushed` starts at
- *    LEO and nothing after a torn batch is ever served.
- * 6. clean-shutdown is created (and the directory fsynced) only after the
- *    active segment and its indexes were fsynced; open deletes it (and fsyncs
+ *    at the first invalid one, truncates there (logging the bytes cut; see 3
+ *    for non-last segments), rebuilds the indexes of every segment it
+ *    scanned, then fsyncs every segment from the recovery point on and the
+ *    directory before the first append, so `flushed` starts at LEO and
+ *    nothing after a torn batch is ever served.
+ * 6. clean-shutdown is created (and the directory fsynced) only after a
+ *    full flush (3) and an fsync of the active segment's indexes; open deletes it (and fsyncs
  *    the directory) before returning, so a later crash is seen as unclean.
  * 7. leader-epoch-checkpoint and every other small file are replaced by
  *    temp file + fsync + rename + fsync(dir); a torn one is never visible.
@@ -89,10 +101,10 @@
  * flush hold one more, so a segment file stays open (and readable, via the
  * slice's fd) after retention deleted it, until the last slice is released.
  * Appends on the loop thread and a flush on a worker may run at once: the
- * flush takes a (LEO, active segment) snapshot under an internal mutex, and
- * rolled segments were already synced (invariant 3). broker_log_close and
+ * flush takes a (LEO, active segment, unsynced rolled segments) snapshot
+ * under an internal mutex (invariant 3). broker_log_close and
  * broker_log_destroy must not race a flush. Append and read may block on
- * disk I/O (page-cache writes; a roll fsyncs the old segment).
+ * page-cache I/O, never on an fsync (housekeep neither: retention unlinks).
  */
 #ifndef EDDY_BROKER_LOG_H
 #define EDDY_BROKER_LOG_H
@@ -136,10 +148,18 @@ void broker_log_set_conf(broker_log_t *log, const broker_log_conf_t *conf);
 int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
                       int64_t *base_offset, int64_t *last_offset);
 
-/* fsyncs the active segment (and any rolled, unsynced ones); afterwards
- * broker_log_flushed() >= the LEO observed at the call's start. Safe to call
- * from a worker thread while the loop thread appends. */
+/* fsyncs the rolled, unsynced segments, the directory and the active
+ * segment, in that order, then advances `flushed` and the recovery point;
+ * afterwards broker_log_flushed() >= the LEO observed at the call's start.
+ * Safe to call from a worker thread while the loop thread appends; calls
+ * are serialised. Returns 0 or CORE_ERR_IO (sticky). */
 int broker_log_flush(broker_log_t *log);
+/* True when a flush has work: appended data not yet synced, or a rolled
+ * segment whose fsync is still owed (a roll never fsyncs on the loop
+ * thread). The server's housekeeping should then queue broker_log_flush on
+ * a worker even when no acks=all request waits, so the recovery point keeps
+ * up with rolls. Loop thread. */
+bool broker_log_needs_flush(const broker_log_t *log);
 
 int64_t broker_log_start_offset(const broker_log_t *log);
 int64_t broker_log_end_offset(const broker_log_t *log);   /* LEO */

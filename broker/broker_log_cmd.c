@@ -192,7 +192,7 @@ static const char *codec_name(int16_t attributes)
 /* Dumps one segment file. expect_base: the offset the previous segment
  * ended at (-1 when unknown). Returns 0, or 2 on an I/O error. */
 static int dump_segment(const char *path, bool verify, bool last_segment, int64_t expect_base,
-                        seg_report_t *r)
+                        int64_t recovery_point, seg_report_t *r)
 {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
@@ -244,7 +244,9 @@ static int dump_segment(const char *path, bool verify, bool last_segment, int64_
             PROBLEM(r, "invalid batch at position %" PRId64 ": %s; %lld bytes from there are %s",
                     pos, why, (long long)(st.st_size - pos),
                     last_segment ? "a torn tail (open truncates it)"
-                                 : "corruption (open refuses this log)");
+                    : seg_base >= 0 && recovery_point >= 0 && seg_base >= recovery_point
+                        ? "an unsynced tail (open truncates it and drops later segments)"
+                        : "corruption (open refuses this log)");
             break;
         }
         broker_batch_hdr_t h;
@@ -302,7 +304,7 @@ static int dump_path(const char *path, bool verify)
     seg_report_t r = {0, -1};
     int nsegs = 0;
     if (!S_ISDIR(st.st_mode)) {
-        if (dump_segment(path, verify, true, -1, &r))
+        if (dump_segment(path, verify, true, -1, -1, &r))
             return 2;
         nsegs = 1;
     } else {
@@ -325,10 +327,22 @@ static int dump_path(const char *path, bool verify)
             qsort(names, (size_t)nsegs, sizeof *names, cmp_str); /* zero-padded: text order = offset order */
         int rc = 0;
         int64_t expect = -1;
+        long long rp = -1;
+        char rpp[4096];
+        snprintf(rpp, sizeof rpp, "%s/%s", path, BROKER_RECOVERY_POINT_FILE);
+        FILE *fp = fopen(rpp, "re");
+        if (fp) {
+            if (fscanf(fp, "0\n%lld\n", &rp) != 1) {
+                printf("  PROBLEM: %s is malformed\n", rpp);
+                r.problems++;
+                rp = -1;
+            }
+            fclose(fp);
+        }
         for (int i = 0; i < nsegs && !rc; i++) {
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", path, names[i]);
-            rc = dump_segment(p, verify, i == nsegs - 1, expect, &r);
+            rc = dump_segment(p, verify, i == nsegs - 1, expect, rp, &r);
             expect = r.next_offset;
         }
         for (int i = 0; i < nsegs; i++)
@@ -338,7 +352,7 @@ static int dump_path(const char *path, bool verify)
             return rc;
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", path, BROKER_CLEAN_SHUTDOWN_FILE);
-        printf("%s: %d segments, %s shutdown marker\n", path, nsegs,
+        printf("%s: %d segments, recovery point %lld, %s shutdown marker\n", path, nsegs, rp,
                access(p, F_OK) ? "no clean" : "clean");
     }
     if (r.problems)

@@ -13,6 +13,8 @@
  *              segment's .index, the next (byte 2 % 8) * 12 its .timeindex
  *   flags & 4  the rest is split in two segments, the second named by the
  *              base offset in byte 3 (so index / offset mismatches occur)
+ *   flags & 8  a recovery-point file puts the first segment below it (so
+ *              damage there must be refused, not repaired)
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -44,7 +46,8 @@ static void clear_dir(void)
 {
     static const char *names[] = {"00000000000000000000.log", "00000000000000000000.index",
                                   "00000000000000000000.timeindex", "leader-epoch-checkpoint",
-                                  "clean-shutdown", NULL};
+                                  "clean-shutdown", "recovery-point", "recovery-point.tmp",
+                                  "leader-epoch-checkpoint.tmp", NULL};
     char path[512];
     for (int i = 0; names[i]; i++) {
         snprintf(path, sizeof path, "%s/%s", g_dir, names[i]);
@@ -137,6 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (flags & 1)
         write_file("clean-shutdown", NULL, 0);
+    if (flags & 8) {
+        char rp[32];
+        int len = snprintf(rp, sizeof rp, "0\n%d\n", data[3] ? data[3] : 1);
+        write_file("recovery-point", (const uint8_t *)rp, (size_t)len);
+    }
 
     broker_log_conf_t conf;
     broker_log_conf_default(&conf);

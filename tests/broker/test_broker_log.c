@@ -578,6 +578,53 @@ static void test_corrupt_non_last_segment_is_reported_not_repaired(void **state)
     assert_int_equal(tu_file_size(seg_file(f, 0, ".log")), size); /* untouched */
 }
 
+static void test_unsynced_rolled_segment_torn_by_a_crash_is_cut_with_what_follows(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.segment_bytes = 1000;
+    open_log(f);
+    for (int i = 0; i < 2; i++)
+        append_n(f, 1, TS0, 400);
+    assert_int_equal(broker_log_flush(f->log), 0); /* offsets 0..1 durable */
+    for (int i = 0; i < 6; i++)
+        append_n(f, 1, TS0, 400); /* segments 2.., rolled but never synced */
+    assert_true(broker_log_needs_flush(f->log));
+    broker_log__free(f->log); /* the process dies: no flush, no marker */
+    f->log = NULL;
+    /* the power cut tore segment 2 (its fsync never ran) */
+    long long size = tu_file_size(seg_file(f, 2, ".log"));
+    assert_int_equal(truncate(seg_file(f, 2, ".log"), size - 30), 0);
+    open_log(f);
+    assert_int_equal(broker_log_end_offset(f->log), 3);
+    assert_false(tu_file_exists(seg_file(f, 4, ".log")));
+    assert_false(tu_file_exists(seg_file(f, 6, ".index")));
+    /* what recovery kept is synced before the log is used */
+    assert_int_equal(broker_log_flushed(f->log), 3);
+    assert_false(broker_log_needs_flush(f->log));
+    assert_int_equal(append_n(f, 1, TS0, 400), 3);
+}
+
+static void test_roll_defers_its_fsync_to_the_next_flush(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.segment_bytes = 1000;
+    open_log(f);
+    for (int i = 0; i < 6; i++)
+        append_n(f, 1, TS0, 400);
+    assert_true(broker_log_needs_flush(f->log));
+    assert_int_equal(broker_log_flush(f->log), 0);
+    assert_false(broker_log_needs_flush(f->log));
+    assert_int_equal(broker_log_flushed(f->log), 6);
+    char p[4096], text[64] = "";
+    snprintf(p, sizeof p, "%s/%s", f->ldir, BROKER_RECOVERY_POINT_FILE);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = 0;
+    assert_string_equal(text, "0\n4\n"); /* the active segment's base */
+}
+
 typedef struct flusher {
     broker_log_t *log;
     atomic_int stop;
@@ -657,6 +704,30 @@ static void test_write_error_is_sticky_and_appends_nothing(void **state)
     /* reopening recovers a writable log with the data that was appended */
     reopen(f);
     assert_int_equal(append_n(f, 1, TS0, 20), 1);
+}
+
+static void test_leftovers_of_an_interrupted_retention_are_removed_at_open(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.segment_bytes = 1000;
+    open_log(f);
+    for (int i = 0; i < 6; i++)
+        append_n(f, 1, TS0, 400);
+    broker_log_close(f->log);
+    f->log = NULL;
+    /* retention unlinks .log first: a crash right after leaves its indexes */
+    assert_int_equal(unlink(seg_file(f, 0, ".log")), 0);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", f->ldir, BROKER_LEADER_EPOCH_FILE);
+    FILE *fp = fopen(tmp, "w");
+    fputs("0\n1\n", fp); /* a torn temp file from an interrupted checkpoint */
+    fclose(fp);
+    open_log(f);
+    assert_false(tu_file_exists(seg_file(f, 0, ".index")));
+    assert_false(tu_file_exists(seg_file(f, 0, ".timeindex")));
+    assert_false(tu_file_exists(tmp));
+    assert_int_equal(broker_log_start_offset(f->log), 2);
+    assert_int_equal(broker_log_end_offset(f->log), 6);
 }
 
 static void test_destroy_removes_every_file(void **state)
@@ -741,8 +812,11 @@ int main(void)
         T(test_offset_for_time),
         T(test_leader_epoch_is_stamped_and_checkpointed),
         T(test_corrupt_non_last_segment_is_reported_not_repaired),
+        T(test_unsynced_rolled_segment_torn_by_a_crash_is_cut_with_what_follows),
+        T(test_roll_defers_its_fsync_to_the_next_flush),
         T(test_flush_from_another_thread_while_appending_and_rolling),
         T(test_write_error_is_sticky_and_appends_nothing),
+        T(test_leftovers_of_an_interrupted_retention_are_removed_at_open),
         T(test_destroy_removes_every_file),
         T(test_dump_tool_passes_a_good_log_and_flags_damage),
 #undef T

@@ -153,8 +153,8 @@ static int64_t batch_id(const uint8_t *batch, size_t len)
     return -1;
 }
 
-/* Position in the active segment where offset `from` starts (or the file
- * end), walking its batches. */
+/* Position in a segment file where offset `from` starts (or the file end),
+ * walking its batches. */
 static int64_t pos_of_offset(const char *path, int64_t from)
 {
     int fd = open(path, O_RDONLY);
@@ -172,55 +172,113 @@ static int64_t pos_of_offset(const char *path, int64_t from)
     return pos < size ? pos : size;
 }
 
-static char *last_segment(const char *dir)
+/* Segment base offsets in the directory, ascending. */
+static int list_bases(const char *dir, int64_t *bases, int max)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
     struct dirent *de;
-    char best[256] = "";
-    while ((de = readdir(d)))
-        if (strlen(de->d_name) == 24 && !strcmp(de->d_name + 20, ".log") &&
-            strcmp(de->d_name, best) > 0)
-            memcpy(best, de->d_name, 25);
+    int n = 0;
+    while ((de = readdir(d)) && n < max)
+        if (strlen(de->d_name) == 24 && !strcmp(de->d_name + 20, ".log"))
+            bases[n++] = strtoll(de->d_name, NULL, 10);
     closedir(d);
-    assert_true(best[0]);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && bases[j - 1] > bases[j]; j--) {
+            int64_t t = bases[j];
+            bases[j] = bases[j - 1];
+            bases[j - 1] = t;
+        }
+    return n;
+}
+
+static void seg_name(char *out, const char *dir, int64_t base, const char *suffix)
+{
+    if (snprintf(out, 4096, "%s/%020lld%s", dir, (long long)base, suffix) >= 4096)
+        abort();
+}
+
+static char *last_segment(const char *dir)
+{
+    int64_t bases[4096];
+    int n = list_bases(dir, bases, 4096);
+    assert_true(n > 0);
     char *p = malloc(4096);
-    snprintf(p, 4096, "%s/%s", dir, best);
+    seg_name(p, dir, bases[n - 1], ".log");
     return p;
 }
 
-/* Simulates losing unsynced data: everything from the first unflushed batch
- * on may be cut at any byte, replaced by zeros, or followed by garbage. */
+/* Simulates a power cut: nothing below `flushed` is touched; from the first
+ * unflushed batch on, the segment holding it is cut at a random byte (or
+ * gets zeros or garbage after the cut), and every later segment (rolled or
+ * created after the last completed flush, so never synced) is randomly
+ * kept, cut or gone with its indexes. */
 static void power_cut(const char *dir, int64_t flushed)
 {
-    char *seg = last_segment(dir);
+    /* The child may have synced more than it lived to report: every segment
+     * below the recovery point was fsynced before that file was written, so
+     * a power cut cannot touch those either. */
+    char rpp[4096];
+    snprintf(rpp, sizeof rpp, "%s/%s", dir, BROKER_RECOVERY_POINT_FILE);
+    FILE *fp = fopen(rpp, "r");
+    long long rp = 0;
+    if (fp) {
+        assert_int_equal(fscanf(fp, "0\n%lld\n", &rp), 1);
+        fclose(fp);
+    }
+    if (rp > flushed)
+        flushed = rp;
+    int64_t bases[4096];
+    int n = list_bases(dir, bases, 4096);
+    if (n == 0)
+        return; /* killed before the first segment existed */
+    int k = 0;
+    while (k + 1 < n && bases[k + 1] <= flushed)
+        k++;
+    char seg[4096];
+    seg_name(seg, dir, bases[k], ".log");
     int64_t size = tu_file_size(seg);
     int64_t from = pos_of_offset(seg, flushed);
     int fd = open(seg, O_RDWR);
     assert_true(fd >= 0);
+    int64_t cut = size > from ? from + (int64_t)(rnd() % (uint64_t)(size - from + 1)) : size;
+    assert_int_equal(ftruncate(fd, cut), 0);
     switch (rnd() % 3) {
-    case 0: /* cut at a random byte of the unsynced tail */
-        if (size > from)
-            assert_int_equal(ftruncate(fd, from + (int64_t)(rnd() % (uint64_t)(size - from + 1))), 0);
+    case 0:
         break;
     case 1: { /* the size was extended but the data never made it: zeros */
         static uint8_t zeros[4096];
-        int64_t n = 1 + (int64_t)(rnd() % sizeof zeros);
-        if (size > from)
-            assert_int_equal(ftruncate(fd, from + (int64_t)(rnd() % (uint64_t)(size - from + 1))), 0);
-        assert_int_equal(pwrite(fd, zeros, (size_t)n, lseek(fd, 0, SEEK_END)), n);
+        size_t z = 1 + rnd() % sizeof zeros;
+        assert_int_equal(pwrite(fd, zeros, z, cut), (ssize_t)z);
         break;
     }
     default: { /* garbage after the end */
         uint8_t junk[777];
         for (size_t i = 0; i < sizeof junk; i++)
             junk[i] = (uint8_t)rnd();
-        assert_int_equal(pwrite(fd, junk, sizeof junk, size), (ssize_t)sizeof junk);
+        assert_int_equal(pwrite(fd, junk, sizeof junk, cut), (ssize_t)sizeof junk);
         break;
     }
     }
     close(fd);
-    free(seg);
+    for (int i = k + 1; i < n; i++) {
+        char p[4096];
+        seg_name(p, dir, bases[i], ".log");
+        switch (rnd() % 3) {
+        case 0: /* survived */
+            break;
+        case 1:
+            assert_int_equal(truncate(p, (off_t)(rnd() % (uint64_t)(tu_file_size(p) + 1))), 0);
+            break;
+        default: /* its directory entry never reached the disk */
+            unlink(p);
+            seg_name(p, dir, bases[i], ".index");
+            unlink(p);
+            seg_name(p, dir, bases[i], ".timeindex");
+            unlink(p);
+            break;
+        }
+    }
 }
 
 static int cmp_ack(const void *a, const void *b)
