@@ -117,8 +117,13 @@ static double run(void *(*fn)(void *), store_t *s, const char *host, int port, i
     pthread_t th[64];
     int64_t t0 = core_mono_us();
     for (int i = 0; i < threads; i++) {
-        j[i] = (job_t){.s = s, .redis_host = host, .redis_port = port, .thread = i,
-                       .nthreads = threads, .events = events, .batch = batch};
+        j[i] = (job_t){.s = s,
+                       .redis_host = host,
+                       .redis_port = port,
+                       .thread = i,
+                       .nthreads = threads,
+                       .events = events,
+                       .batch = batch};
         pthread_create(&th[i], NULL, fn, &j[i]);
     }
     int64_t done = 0;
@@ -161,7 +166,8 @@ int main(int argc, char **argv)
             snprintf(dir, sizeof dir, "%s", argv[i + 1]);
     }
     if (threads < 1 || threads > 64 || batch < 1 || events < threads) {
-        fprintf(stderr, "usage: store_bench [--events N] [--threads 1..64] [--batch B] [--dir D]\n");
+        fprintf(stderr,
+                "usage: store_bench [--events N] [--threads 1..64] [--batch B] [--dir D]\n");
         return 2;
     }
     if (!dir[0]) {
@@ -194,8 +200,8 @@ int main(int argc, char **argv)
     pid_t pid = fork();
     if (pid == 0) {
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", (char *)NULL);
         _exit(127);
     }
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
@@ -220,7 +226,8 @@ int main(int argc, char **argv)
            events, threads, batch, sysconf(_SC_NPROCESSORS_ONLN));
     printf("| RocksDB engine, --sync always | %.0f | %.2f |\n", r_always, r_always / r_set);
     printf("| RocksDB engine, --sync interval | %.0f | %.2f |\n", r_interval, r_interval / r_set);
-    printf("| Redis engine (Lua batch, no persistence) | %.0f | %.2f |\n", r_redis, r_redis / r_set);
+    printf("| Redis engine (Lua batch, no persistence) | %.0f | %.2f |\n", r_redis,
+           r_redis / r_set);
     printf("| peer: redis-server SET, 200 B, pipelined %d | %.0f | 1.00 |\n", batch, r_set);
     return 0;
 }

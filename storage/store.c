@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "core/core_alloc.h"
+#include "core/core_conf.h"
 #include "core/core_err.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
-#include "core/core_conf.h"
 #include "storage/store_int.h"
 #include "storage/store_remote.h"
 
@@ -30,22 +30,22 @@
 
 /* ---- SipHash-2-4, 128-bit output (Aumasson & Bernstein), fixed key --------- */
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                         \
-    do {                                                                                 \
-        v0 += v1;                                                                        \
-        v1 = ROTL(v1, 13);                                                               \
-        v1 ^= v0;                                                                        \
-        v0 = ROTL(v0, 32);                                                               \
-        v2 += v3;                                                                        \
-        v3 = ROTL(v3, 16);                                                               \
-        v3 ^= v2;                                                                        \
-        v0 += v3;                                                                        \
-        v3 = ROTL(v3, 21);                                                               \
-        v3 ^= v0;                                                                        \
-        v2 += v1;                                                                        \
-        v1 = ROTL(v1, 17);                                                               \
-        v1 ^= v2;                                                                        \
-        v2 = ROTL(v2, 32);                                                               \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 static uint64_t le64(const uint8_t *p)
@@ -289,12 +289,23 @@ void store__json_str(core_buf_t *b, const char *s, size_t n)
         } else if (c < 0x20) {
             char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
             switch (c) {
-            case '\n': core_wr_raw(b, "\\n", 2); break;
-            case '\r': core_wr_raw(b, "\\r", 2); break;
-            case '\t': core_wr_raw(b, "\\t", 2); break;
-            case '\b': core_wr_raw(b, "\\b", 2); break;
-            case '\f': core_wr_raw(b, "\\f", 2); break;
-            default: core_wr_raw(b, e, 6);
+            case '\n':
+                core_wr_raw(b, "\\n", 2);
+                break;
+            case '\r':
+                core_wr_raw(b, "\\r", 2);
+                break;
+            case '\t':
+                core_wr_raw(b, "\\t", 2);
+                break;
+            case '\b':
+                core_wr_raw(b, "\\b", 2);
+                break;
+            case '\f':
+                core_wr_raw(b, "\\f", 2);
+                break;
+            default:
+                core_wr_raw(b, e, 6);
             }
         } else {
             core_wr_raw(b, &s[i], 1);
@@ -344,8 +355,9 @@ static void canon_json(core_buf_t *b, const json_t *j)
         store__json_str(b, json_string_value(j), json_string_length(j));
         break;
     case JSON_INTEGER:
-        core_wr_raw(b, num, (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
-                                             json_integer_value(j)));
+        core_wr_raw(
+            b, num,
+            (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j)));
         break;
     case JSON_REAL: {
         double d = json_real_value(j);
@@ -360,9 +372,15 @@ static void canon_json(core_buf_t *b, const json_t *j)
         core_wr_raw(b, num, (size_t)len);
         break;
     }
-    case JSON_TRUE: core_wr_raw(b, "true", 4); break;
-    case JSON_FALSE: core_wr_raw(b, "false", 5); break;
-    case JSON_NULL: core_wr_raw(b, "null", 4); break;
+    case JSON_TRUE:
+        core_wr_raw(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        core_wr_raw(b, "false", 5);
+        break;
+    case JSON_NULL:
+        core_wr_raw(b, "null", 4);
+        break;
     }
 }
 
@@ -394,15 +412,15 @@ static int check_name(const char *field, const char *v, bool required, const cha
     if (!v[0])
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s", empty_msg);
     if (strlen(v) > STORE_NAME_MAX)
-        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s is longer than %d bytes.",
-                         field, STORE_NAME_MAX);
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s is longer than %d bytes.", field,
+                         STORE_NAME_MAX);
     return 0;
 }
 
 static bool id_char_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 /* Validates and returns the canonical properties text (caller frees) in *canon. */
@@ -676,8 +694,7 @@ bool store__rec_same(const uint8_t *stored, size_t stored_len, const store__stag
         return false;
     if (memcmp(stored + STORE_REC_OFF_DIGEST, st->rec + STORE_REC_OFF_DIGEST, 16) != 0)
         return false;
-    if (st->time_given &&
-        memcmp(stored + STORE_REC_OFF_TIME, st->rec + STORE_REC_OFF_TIME, 8) != 0)
+    if (st->time_given && memcmp(stored + STORE_REC_OFF_TIME, st->rec + STORE_REC_OFF_TIME, 8) != 0)
         return false;
     return true;
 }
@@ -745,8 +762,8 @@ int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const 
 {
     char *canon;
     if (b->nev >= STORE_BATCH_MAX_EVENTS)
-        return core_errf(CORE_ERR_TOO_LARGE, errstr, errstr_size,
-                         "a batch holds at most %d events", STORE_BATCH_MAX_EVENTS);
+        return core_errf(CORE_ERR_TOO_LARGE, errstr, errstr_size, "a batch holds at most %d events",
+                         STORE_BATCH_MAX_EVENTS);
     if (app <= 0 || channel < 0)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "bad app/channel id");
     store_event_t e = *ev;
@@ -822,8 +839,7 @@ static int batch_kv(store_batch_t *b, const void *key, size_t klen, const void *
     return 0;
 }
 
-int store_batch_put_kv(store_batch_t *b, const void *key, size_t klen, const void *val,
-                       size_t vlen)
+int store_batch_put_kv(store_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen)
 {
     return batch_kv(b, key, klen, val, vlen, false);
 }
@@ -895,8 +911,8 @@ int store_event_put(store_t *s, int32_t app, int32_t channel, const store_event_
     }
     err = store_batch_commit(b, &r, errstr, errstr_size);
     if (err == CORE_ERR_CONFLICT && r.status == STORE_PUT_CONFLICT)
-        core_errf(err, errstr, errstr_size,
-                  "eventId %s already exists with different content", r.event_id);
+        core_errf(err, errstr, errstr_size, "eventId %s already exists with different content",
+                  r.event_id);
     if (out_id)
         memcpy(out_id, r.event_id, STORE_EVENT_ID_MAX + 1);
     if (created)
@@ -1485,8 +1501,8 @@ int store_channel_new(store_t *s, int32_t app, const char *name, int32_t *id, ch
     int err = store_channel_get(s, app, name, &tmp);
     if (err != CORE_ERR_NOT_FOUND) {
         if (!err)
-            err = core_errf(CORE_ERR_EXISTS, errstr, errstr_size, "channel %s already exists",
-                            name);
+            err =
+                core_errf(CORE_ERR_EXISTS, errstr, errstr_size, "channel %s already exists", name);
         goto out;
     }
     if ((err = store_channel_list(s, app, &chans, &n)))
@@ -1535,8 +1551,7 @@ static bool accesskey_ok(const char *k)
 
 static void accesskey_generate(char out[STORE_ACCESSKEY_MAX + 1])
 {
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t r[48];
     do {
         size_t got = 0;

@@ -118,15 +118,15 @@ typedef struct store store_t;
 typedef struct store_batch store_batch_t;
 
 /* ---- limits (each caps a size that comes from outside) -------------------- */
-#define STORE_EVENT_ID_MAX 64          /* client ids: A.8 */
-#define STORE_NAME_MAX 1024            /* event, entity type/id, target, prId: keys stay small */
-#define STORE_PROPS_MAX (256 * 1024)   /* properties JSON text: one event cannot bloat a read */
-#define STORE_KV_KEY_MAX 1024          /* kv keys */
+#define STORE_EVENT_ID_MAX 64           /* client ids: A.8 */
+#define STORE_NAME_MAX 1024             /* event, entity type/id, target, prId: keys stay small */
+#define STORE_PROPS_MAX (256 * 1024)    /* properties JSON text: one event cannot bloat a read */
+#define STORE_KV_KEY_MAX 1024           /* kv keys */
 #define STORE_KV_VALUE_MAX (256u << 20) /* kv values (models: split larger blobs into chunks) */
 #define STORE_APP_NAME_MAX 128
-#define STORE_CHANNEL_NAME_MAX 16      /* ^[a-zA-Z0-9-]{1,16}$ (A.2) */
-#define STORE_ACCESSKEY_MAX 64         /* generated keys are 64 chars of [A-Za-z0-9_-] */
-#define STORE_BATCH_MAX_EVENTS 100000  /* per atomic batch: bounds one WriteBatch/script */
+#define STORE_CHANNEL_NAME_MAX 16     /* ^[a-zA-Z0-9-]{1,16}$ (A.2) */
+#define STORE_ACCESSKEY_MAX 64        /* generated keys are 64 chars of [A-Za-z0-9_-] */
+#define STORE_BATCH_MAX_EVENTS 100000 /* per atomic batch: bounds one WriteBatch/script */
 
 /* ---- opening ------------------------------------------------------------------ */
 typedef enum { STORE_SYNC_ALWAYS = 0, STORE_SYNC_INTERVAL = 1 } store_sync_t;
@@ -209,16 +209,16 @@ int store_event_delete(store_t *s, int32_t app, int32_t channel, const char *eve
 
 /* Filters of GET /events.json (A.6). Every field is optional. */
 typedef struct store_find {
-    int64_t start_ms;                 /* eventTime >= start_ms; INT64_MIN = none */
-    int64_t until_ms;                 /* eventTime <  until_ms; INT64_MAX = none */
-    const char *entity_type;          /* NULL = any */
-    const char *entity_id;            /* NULL = any */
-    const char *const *events;        /* any of these event names; NULL/0 = all */
+    int64_t start_ms;          /* eventTime >= start_ms; INT64_MIN = none */
+    int64_t until_ms;          /* eventTime <  until_ms; INT64_MAX = none */
+    const char *entity_type;   /* NULL = any */
+    const char *entity_id;     /* NULL = any */
+    const char *const *events; /* any of these event names; NULL/0 = all */
     int nevents;
-    const char *target_entity_type;   /* NULL = any */
-    const char *target_entity_id;     /* NULL = any */
-    int64_t limit;                    /* max results; -1 = all */
-    bool reversed;                    /* newest first */
+    const char *target_entity_type; /* NULL = any */
+    const char *target_entity_id;   /* NULL = any */
+    int64_t limit;                  /* max results; -1 = all */
+    bool reversed;                  /* newest first */
 } store_find_t;
 
 /* Sets every filter to "none", limit -1, not reversed. */
@@ -279,9 +279,9 @@ int store_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb cb, v
 
 /* ---- entity properties ($set / $unset / $delete, A.7) --------------------------- */
 typedef struct store_props {
-    char *properties;          /* JSON object text, owned (free with store_props_fini) */
-    int64_t first_updated_ms;  /* min eventTime over the special events seen */
-    int64_t last_updated_ms;   /* max eventTime */
+    char *properties;         /* JSON object text, owned (free with store_props_fini) */
+    int64_t first_updated_ms; /* min eventTime over the special events seen */
+    int64_t last_updated_ms;  /* max eventTime */
 } store_props_t;
 
 void store_props_fini(store_props_t *p);
@@ -298,12 +298,12 @@ int store_props_all(store_t *s, int32_t app, int32_t channel, const char *entity
 
 /* ---- consistency check (the dump/check tool of the on-disk format) ---------- */
 typedef struct store_check {
-    FILE *out;              /* problems are printed here (NULL = silent) */
-    int64_t max_print;      /* at most this many problem lines (default 20) */
-    int64_t events;         /* primary records (T) that decode */
-    int64_t index_entries;  /* E, I, G, P entries checked */
-    int64_t kv;             /* kv entries */
-    int64_t problems;       /* every inconsistency found */
+    FILE *out;             /* problems are printed here (NULL = silent) */
+    int64_t max_print;     /* at most this many problem lines (default 20) */
+    int64_t events;        /* primary records (T) that decode */
+    int64_t index_entries; /* E, I, G, P entries checked */
+    int64_t kv;            /* kv entries */
+    int64_t problems;      /* every inconsistency found */
 } store_check_t;
 
 /* Reads the whole store and checks every invariant of the key layout: each
@@ -325,8 +325,8 @@ typedef struct store_app {
  * CORE_ERR_INVAL (name: 1..128 chars of [A-Za-z0-9_.-]). */
 int store_app_new(store_t *s, const char *name, int32_t id, const char *description,
                   store_app_t *out, char *errstr, size_t errstr_size);
-int store_app_get(store_t *s, const char *name, store_app_t *out);          /* NOT_FOUND */
-int store_app_get_by_id(store_t *s, int32_t id, store_app_t *out);           /* NOT_FOUND */
+int store_app_get(store_t *s, const char *name, store_app_t *out); /* NOT_FOUND */
+int store_app_get_by_id(store_t *s, int32_t id, store_app_t *out); /* NOT_FOUND */
 /* All apps by id; *apps is freed with free(). */
 int store_app_list(store_t *s, store_app_t **apps, size_t *n);
 /* Removes the app, its channels, its access keys and all its events. */

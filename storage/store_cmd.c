@@ -21,8 +21,8 @@
  * export writes every event of the app/channel in eventTime order as JSON
  * lines that import reads back unchanged (ids kept, so re-import adds none).
  */
-#include <errno.h>
 #include <csv.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -40,7 +40,7 @@
 #include "storage/store.h"
 #include "storage/store_event_json.h"
 
-#define IMPORT_REASONS_MAX 12 /* distinct rejection reasons kept for the summary */
+#define IMPORT_REASONS_MAX 12     /* distinct rejection reasons kept for the summary */
 #define IMPORT_LINE_MAX (4 << 20) /* a JSON line longer than this is rejected */
 #define CSV_COLS_MAX 64
 
@@ -123,7 +123,15 @@ typedef struct reason {
     int64_t first_line;
 } reason_t;
 
-typedef enum { COL_IGNORE, COL_ENTITY, COL_TARGET, COL_TIME, COL_EVENT, COL_ID, COL_PROP } col_kind_t;
+typedef enum {
+    COL_IGNORE,
+    COL_ENTITY,
+    COL_TARGET,
+    COL_TIME,
+    COL_EVENT,
+    COL_ID,
+    COL_PROP
+} col_kind_t;
 
 typedef struct import {
     const io_conf_t *c;
@@ -332,7 +340,8 @@ static void csv_row_cb(int c, void *data)
     for (int i = 0; i < nf && !bad; i++) {
         const char *v = im->field[i];
         switch (im->kind[i]) {
-        case COL_IGNORE: break;
+        case COL_IGNORE:
+            break;
         case COL_ENTITY:
             ev.entity_type = im->colname[i];
             ev.entity_id = v;
@@ -341,16 +350,20 @@ static void csv_row_cb(int c, void *data)
             ev.target_entity_type = im->colname[i];
             ev.target_entity_id = v;
             break;
-        case COL_EVENT: ev.event = v; break;
-        case COL_ID: snprintf(ev.event_id, sizeof ev.event_id, "%s", v); break;
+        case COL_EVENT:
+            ev.event = v;
+            break;
+        case COL_ID:
+            snprintf(ev.event_id, sizeof ev.event_id, "%s", v);
+            break;
         case COL_TIME: {
             char *end;
             errno = 0;
             double t = strtod(v, &end);
             if (*v && !*end && errno == 0) {
                 ev.event_time_ms = t > 1e11 || t < -1e11 ? (int64_t)t : (int64_t)(t * 1000.0);
-            } else if (store_time_parse(v, strlen(v), &ev.event_time_ms,
-                                        &ev.event_time_tz_min) != 0) {
+            } else if (store_time_parse(v, strlen(v), &ev.event_time_ms, &ev.event_time_tz_min) !=
+                       0) {
                 snprintf(err, sizeof err, "Fail to extract eventTime %.80s", v);
                 bad = true;
                 break;
@@ -471,7 +484,8 @@ static int setup_columns(import_t *im)
 
 static const core_opt_t import_opts[] = {
     {"app", CORE_OPT_STR, NULL, "app name (required)", offsetof(io_conf_t, app)},
-    {"input", CORE_OPT_STR, NULL, "file to read, - for stdin (required)", offsetof(io_conf_t, input)},
+    {"input", CORE_OPT_STR, NULL, "file to read, - for stdin (required)",
+     offsetof(io_conf_t, input)},
     {"data", CORE_OPT_STR, NULL, "data directory (embedded store under DIR/store)",
      offsetof(io_conf_t, data)},
     {"store", CORE_OPT_STR, NULL, "store URL: rocksdb:DIR or redis://HOST:PORT/DB",
@@ -593,12 +607,14 @@ out:
 }
 
 /* ---- export ---------------------------------------------------------------------------- */
-typedef struct export {
+typedef struct export
+{
     FILE *out;
     core_buf_t buf;
     int64_t n;
     int err;
-} export_t;
+}
+export_t;
 
 static int export_cb(const store_event_t *ev, void *opaque)
 {

@@ -113,8 +113,8 @@ void store_time_format(int64_t ms, int16_t tz_min, char out[STORE_TIME_TEXT_MAX]
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, STORE_TIME_TEXT_MAX, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03d", y,
-                     m, d, (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+    int n = snprintf(out, STORE_TIME_TEXT_MAX, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03d", y, m,
+                     d, (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
                      (int)(rem % 1000));
     if (tz_min == 0)
         snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "Z");
@@ -149,8 +149,8 @@ static int get_str(const json_t *o, const char *name, bool allow_int, field_t *f
         return 0;
     }
     if (allow_int && json_is_integer(v)) {
-        f->n = (size_t)snprintf(f->num, sizeof f->num, "%" JSON_INTEGER_FORMAT,
-                                json_integer_value(v));
+        f->n =
+            (size_t)snprintf(f->num, sizeof f->num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         f->s = f->num;
         return 0;
     }

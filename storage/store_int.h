@@ -42,14 +42,14 @@ typedef struct store__staged {
     char id[STORE_EVENT_ID_MAX + 1];
     int64_t time_ms;
     bool time_given;
-    uint8_t op;              /* STORE_OP_* */
-    char *etype, *eid;       /* owned */
-    char *ttype, *tid;       /* owned, NULL = no target */
-    char *props;             /* canonical properties (owned; for the P index) */
-    uint8_t *rec;            /* encoded record (owned) */
+    uint8_t op;        /* STORE_OP_* */
+    char *etype, *eid; /* owned */
+    char *ttype, *tid; /* owned, NULL = no target */
+    char *props;       /* canonical properties (owned; for the P index) */
+    uint8_t *rec;      /* encoded record (owned) */
     size_t rec_len;
-    int prior;               /* index of an earlier staged event with the same
-                                (app, ch, id), or -1 */
+    int prior; /* index of an earlier staged event with the same
+                  (app, ch, id), or -1 */
 } store__staged_t;
 
 typedef struct store__kvop {

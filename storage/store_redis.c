@@ -134,11 +134,12 @@ typedef struct rds {
 /* ---- connections --------------------------------------------------------------- */
 static int rds_connect(rds_t *r, redisContext **out, char *errstr, size_t errstr_size)
 {
-    struct timeval tv = {(time_t)(r->timeout_ms / 1000), (suseconds_t)(r->timeout_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(r->timeout_ms / 1000),
+                         (suseconds_t)(r->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err) {
-        int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis %s:%d: %s", r->host,
-                            r->port, c ? c->errstr : "cannot allocate a context");
+        int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis %s:%d: %s", r->host, r->port,
+                            c ? c->errstr : "cannot allocate a context");
         if (c)
             redisFree(c);
         return err;
@@ -195,8 +196,8 @@ static void pool_put(rds_t *r, redisContext *c)
 
 /* Runs argv on a pooled connection. A NULL reply (connection error) is
  * CORE_ERR_IO; the reply is returned for the caller to check and free. */
-static int rds_cmd(rds_t *r, int argc, const char **argv, const size_t *argvlen,
-                   redisReply **out, char *errstr, size_t errstr_size)
+static int rds_cmd(rds_t *r, int argc, const char **argv, const size_t *argvlen, redisReply **out,
+                   char *errstr, size_t errstr_size)
 {
     redisContext *c = pool_get(r, errstr, errstr_size);
     if (!c)
@@ -384,8 +385,7 @@ static int rds_commit(store_t *s, store_batch_t *b, store_put_result_t *res, cha
     return err;
 }
 
-static int rds_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **rec,
-                   size_t *len)
+static int rds_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **rec, size_t *len)
 {
     rds_t *r = s->impl;
     char key[40];
@@ -582,8 +582,13 @@ static int rds_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
     for (long long offset = 0; !stop;) {
         snprintf(off, sizeof off, "%lld", offset);
         snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
-        const char *argv[7] = {f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE", key,
-                               f->reversed ? hi : lo, f->reversed ? lo : hi, "LIMIT", off, cnt};
+        const char *argv[7] = {f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE",
+                               key,
+                               f->reversed ? hi : lo,
+                               f->reversed ? lo : hi,
+                               "LIMIT",
+                               off,
+                               cnt};
         size_t lens[7];
         for (int i = 0; i < 7; i++)
             lens[i] = i == 1 ? kl : strlen(argv[i]);
@@ -622,19 +627,19 @@ static int props_one(const char *id, size_t idl, const uint8_t *rec, size_t len,
     store_event_t ev;
     if (store__rec_decode(rec, len, id, idl, &ev, &pc->scratch))
         return -1;
-    uint8_t op = !strcmp(ev.event, "$set")     ? STORE_OP_SET
-                 : !strcmp(ev.event, "$unset") ? STORE_OP_UNSET
+    uint8_t op = !strcmp(ev.event, "$set")      ? STORE_OP_SET
+                 : !strcmp(ev.event, "$unset")  ? STORE_OP_UNSET
                  : !strcmp(ev.event, "$delete") ? STORE_OP_DELETE
                                                 : STORE_OP_NONE;
     if (op == STORE_OP_NONE)
         return 0;
-    store__propev_t pe = {pc->eid, pc->eid_len, ev.event_time_ms, id, idl, op, ev.properties,
-                          strlen(ev.properties)};
+    store__propev_t pe = {pc->eid, pc->eid_len, ev.event_time_ms, id,
+                          idl,     op,          ev.properties,    strlen(ev.properties)};
     return pc->cb(&pe, pc->opaque) ? 1 : 0;
 }
 
-static int props_entity(rds_t *r, const char *base, size_t bl, const char *etype,
-                        const char *eid, size_t eidl, props_ctx_t *pc, int *stop)
+static int props_entity(rds_t *r, const char *base, size_t bl, const char *etype, const char *eid,
+                        size_t eidl, props_ctx_t *pc, int *stop)
 {
     size_t kl;
     char *key = ent_key(base, "p:", etype, strlen(etype), eid, eidl, &kl);
@@ -904,8 +909,8 @@ static int check_hash(rds_t *r, const char *hkey, size_t hl, store_check_t *rep)
             int64_t t;
             nrec++;
             if (store__rec_keys(rec, rl, &et, &ei, &tt, &ti, &op, &t) != 0) {
-                store__check_problem(rep, "%s event %.*s: record does not decode", base,
-                                     (int)idl, id);
+                store__check_problem(rep, "%s event %.*s: record does not decode", base, (int)idl,
+                                     id);
                 continue;
             }
             rep->events++;

@@ -203,8 +203,8 @@ static void pl_flush(putlist_t *pl, rocksdb_writebatch_t *wb)
     for (size_t i = 0; i < pl->n; i++) {
         putent_t *e = &pl->e[i];
         const uint8_t *v = e->val ? e->val : pl->vals.data + e->voff;
-        rocksdb_writebatch_put(wb, (const char *)pl->keys.data + e->koff, e->klen,
-                               (const char *)v, e->vlen);
+        rocksdb_writebatch_put(wb, (const char *)pl->keys.data + e->koff, e->klen, (const char *)v,
+                               e->vlen);
     }
 }
 
@@ -331,8 +331,8 @@ static int rdb_commit(store_t *s, store_batch_t *b, store_put_result_t *res, cha
         if (e->prior >= 0) {
             eff[i] = eff[e->prior];
             efflen[i] = efflen[e->prior];
-            res[i].status = store__rec_same(eff[i], efflen[i], e) ? STORE_PUT_DUPLICATE
-                                                                   : STORE_PUT_CONFLICT;
+            res[i].status =
+                store__rec_same(eff[i], efflen[i], e) ? STORE_PUT_DUPLICATE : STORE_PUT_CONFLICT;
         } else {
             size_t fl;
             err = rdb_get_rec(r, r->ro, e->app, e->ch, e->id, strlen(e->id), &fetched[i], &fl);
@@ -348,8 +348,8 @@ static int rdb_commit(store_t *s, store_batch_t *b, store_put_result_t *res, cha
             } else {
                 eff[i] = fetched[i];
                 efflen[i] = fl;
-                res[i].status = store__rec_same(fetched[i], fl, e) ? STORE_PUT_DUPLICATE
-                                                                   : STORE_PUT_CONFLICT;
+                res[i].status =
+                    store__rec_same(fetched[i], fl, e) ? STORE_PUT_DUPLICATE : STORE_PUT_CONFLICT;
             }
         }
         if (res[i].status == STORE_PUT_CONFLICT)
@@ -401,8 +401,7 @@ unlock:
     return err;
 }
 
-static int rdb_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **rec,
-                   size_t *len)
+static int rdb_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **rec, size_t *len)
 {
     rdb_t *r = s->impl;
     return rdb_get_rec(r, r->ro, app, ch, id, strlen(id), rec, len);
@@ -721,14 +720,13 @@ static void check_t(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t *k,
     uint8_t op;
     int64_t t;
     if (store__rec_keys(v, vl, &et, &ei, &tt, &ti, &op, &t) != 0) {
-        store__check_problem(rep, "app %d ch %d event %s: record does not decode", app, ch,
-                             idtxt);
+        store__check_problem(rep, "app %d ch %d event %s: record does not decode", app, ch, idtxt);
         return;
     }
     rep->events++;
     if (t != kt)
-        store__check_problem(rep, "app %d ch %d event %s: record time %lld, key time %lld", app,
-                             ch, idtxt, (long long)t, (long long)kt);
+        store__check_problem(rep, "app %d ch %d event %s: record time %lld, key time %lld", app, ch,
+                             idtxt, (long long)t, (long long)kt);
     uint8_t x[RDB_KEY_MAX];
     size_t xl = k_head(x, 'E', app, ch);
     memcpy(x + xl, id, idl);
@@ -746,23 +744,26 @@ static void check_t(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t *k,
         store__check_problem(rep, "app %d ch %d event %s: names over the limit", app, ch, idtxt);
         return;
     }
-    xl = k_time_id(x, k_entity(x, 'I', app, ch, (const char *)et.ptr, (size_t)et.len,
-                               (const char *)ei.ptr, (size_t)ei.len),
+    xl = k_time_id(x,
+                   k_entity(x, 'I', app, ch, (const char *)et.ptr, (size_t)et.len,
+                            (const char *)ei.ptr, (size_t)ei.len),
                    kt, id, idl);
     if (rdb_probe(r, ro, x, xl, NULL, NULL) != 1)
         store__check_problem(rep, "app %d ch %d event %s: entity entry (I) missing", app, ch,
                              idtxt);
     if (tt.len >= 0) {
-        xl = k_time_id(x, k_entity(x, 'G', app, ch, (const char *)tt.ptr, (size_t)tt.len,
-                                   (const char *)ti.ptr, (size_t)ti.len),
+        xl = k_time_id(x,
+                       k_entity(x, 'G', app, ch, (const char *)tt.ptr, (size_t)tt.len,
+                                (const char *)ti.ptr, (size_t)ti.len),
                        kt, id, idl);
         if (rdb_probe(r, ro, x, xl, NULL, NULL) != 1)
             store__check_problem(rep, "app %d ch %d event %s: target entry (G) missing", app, ch,
                                  idtxt);
     }
     if (op != STORE_OP_NONE) {
-        xl = k_time_id(x, k_entity(x, 'P', app, ch, (const char *)et.ptr, (size_t)et.len,
-                                   (const char *)ei.ptr, (size_t)ei.len),
+        xl = k_time_id(x,
+                       k_entity(x, 'P', app, ch, (const char *)et.ptr, (size_t)et.len,
+                                (const char *)ei.ptr, (size_t)ei.len),
                        kt, id, idl);
         char *pv = NULL;
         size_t pvl;
@@ -810,8 +811,8 @@ static void check_index(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t
     char *rec = NULL;
     size_t rl;
     if (rdb_probe(r, ro, x, xl, &rec, &rl) != 1) {
-        store__check_problem(rep, "app %d ch %d: %c entry for event %s without its record", app,
-                             ch, tag, idtxt);
+        store__check_problem(rep, "app %d ch %d: %c entry for event %s without its record", app, ch,
+                             tag, idtxt);
         return;
     }
     core_slice_t et, ei, tt, ti;
@@ -843,7 +844,9 @@ static int rdb_check(store_t *s, store_check_t *rep)
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         switch (kl ? k[0] : 0) {
-        case 'T': check_t(r, ro, k, kl, v, vl, rep); break;
+        case 'T':
+            check_t(r, ro, k, kl, v, vl, rep);
+            break;
         case 'E': {
             rep->index_entries++;
             if (kl < 10 || vl != 8) {
@@ -851,9 +854,9 @@ static int rdb_check(store_t *s, store_check_t *rep)
                 break;
             }
             uint8_t x[RDB_KEY_MAX];
-            size_t xl = k_time_id(x, k_head(x, 'T', (int32_t)core_be32(k + 1),
-                                            (int32_t)core_be32(k + 5)),
-                                  store__time_unkey(core_be64(v)), (const char *)k + 9, kl - 9);
+            size_t xl =
+                k_time_id(x, k_head(x, 'T', (int32_t)core_be32(k + 1), (int32_t)core_be32(k + 5)),
+                          store__time_unkey(core_be64(v)), (const char *)k + 9, kl - 9);
             if (kl - 9 > STORE_EVENT_ID_MAX || rdb_probe(r, ro, x, xl, NULL, NULL) != 1) {
                 char idtxt[72];
                 hexid(idtxt, sizeof idtxt, k + 9, kl - 9);
@@ -863,9 +866,14 @@ static int rdb_check(store_t *s, store_check_t *rep)
         }
         case 'I':
         case 'G':
-        case 'P': check_index(r, ro, k, kl, v, vl, rep); break;
-        case 'K': rep->kv++; break;
-        default: store__check_problem(rep, "key with unknown tag 0x%02x", kl ? k[0] : 0);
+        case 'P':
+            check_index(r, ro, k, kl, v, vl, rep);
+            break;
+        case 'K':
+            rep->kv++;
+            break;
+        default:
+            store__check_problem(rep, "key with unknown tag 0x%02x", kl ? k[0] : 0);
         }
     }
     int err = 0;

@@ -165,8 +165,8 @@ static int32_t new_app(fixture_t *fx)
 }
 
 /* ---- helpers --------------------------------------------------------------------- */
-static store_event_t ev_make(const char *id, const char *event, const char *etype,
-                             const char *eid, const char *props, int64_t t)
+static store_event_t ev_make(const char *id, const char *event, const char *etype, const char *eid,
+                             const char *props, int64_t t)
 {
     store_event_t e;
     memset(&e, 0, sizeof e);
@@ -353,9 +353,12 @@ static void test_put_rejects_invalid_events_with_pio_messages(void **state)
         {"e", "user", "u", "item", NULL, NULL, "",
          "targetEntityType and targetEntityId must be specified together."},
         {"$foo", "user", "u", NULL, NULL, NULL, "", "$foo is not a supported reserved event name."},
-        {"pio_x", "user", "u", NULL, NULL, NULL, "", "pio_x is not a supported reserved event name."},
-        {"$set", "user", "u", "item", "i", NULL, "", "Reserved event $set cannot have targetEntity"},
-        {"$unset", "user", "u", NULL, NULL, "{}", "", "properties cannot be empty for $unset event"},
+        {"pio_x", "user", "u", NULL, NULL, NULL, "",
+         "pio_x is not a supported reserved event name."},
+        {"$set", "user", "u", "item", "i", NULL, "",
+         "Reserved event $set cannot have targetEntity"},
+        {"$unset", "user", "u", NULL, NULL, "{}", "",
+         "properties cannot be empty for $unset event"},
         {"e", "$user", "u", NULL, NULL, NULL, "", "not allowed"},
         {"e", "user", "u", NULL, NULL, "{\"$a\":1}", "", "not allowed"},
         {"e", "user", "u", NULL, NULL, "[1]", "", "properties must be a JSON object."},
@@ -363,8 +366,8 @@ static void test_put_rejects_invalid_events_with_pio_messages(void **state)
         {"e", "user", "u", NULL, NULL, NULL, "bad id!", "eventId must be"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        store_event_t e = ev_make(cases[i].id, cases[i].event, cases[i].etype, cases[i].eid,
-                                  cases[i].props, T0);
+        store_event_t e =
+            ev_make(cases[i].id, cases[i].event, cases[i].etype, cases[i].eid, cases[i].props, T0);
         e.target_entity_type = cases[i].ttype;
         e.target_entity_id = cases[i].tid;
         char err[256] = "";
@@ -789,8 +792,8 @@ static void test_check_reports_a_missing_and_a_dangling_index_entry(void **state
 }
 
 /* ---- properties --------------------------------------------------------------------- */
-static void put_special(store_t *s, int32_t app, const char *id, const char *event,
-                        const char *eid, const char *props, int64_t t)
+static void put_special(store_t *s, int32_t app, const char *id, const char *event, const char *eid,
+                        const char *props, int64_t t)
 {
     store_event_t e = ev_make(id, event, "user", eid, props, t);
     put_ok(s, app, &e);
@@ -1098,15 +1101,14 @@ static void test_event_json_rejects_bad_input_with_clear_messages(void **state)
          CORE_ERR_INVAL, "properties must be a JSON object."},
         {"{\"event\":\"e\",\"entityType\":\"u\",\"entityId\":\"x\",\"eventId\":\"a b\"}",
          CORE_ERR_INVAL, "eventId must be"},
-        {"{\"event\":\"e\",\"entityType\":\"u\",\"entityId\":\"\\u0000\"}", CORE_ERR_MALFORMED,
-         ""},
+        {"{\"event\":\"e\",\"entityType\":\"u\",\"entityId\":\"\\u0000\"}", CORE_ERR_MALFORMED, ""},
         {"{\"event\":\"e\xff\",\"entityType\":\"u\",\"entityId\":\"x\"}", CORE_ERR_MALFORMED, ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         store_event_t e;
         char err[256] = "";
-        int rc = store_event_from_json(cases[i].json, strlen(cases[i].json), 0, &e, err,
-                                       sizeof err);
+        int rc =
+            store_event_from_json(cases[i].json, strlen(cases[i].json), 0, &e, err, sizeof err);
         if (rc != cases[i].err || !strstr(err, cases[i].msg))
             fail_msg("case %zu: rc %d '%s'", i, rc, err);
         assert_null(e.mem);
@@ -1242,26 +1244,26 @@ static void test_kill_9_during_synced_writes_loses_no_acknowledged_event(void **
     free(acks);
 }
 
-#define ENGINE_TESTS                                                                        \
-    cmocka_unit_test(test_put_then_get_returns_every_field),                                \
-        cmocka_unit_test(test_put_without_id_assigns_a_content_id_so_a_retry_stores_nothing), \
-        cmocka_unit_test(test_same_id_same_content_is_a_duplicate_not_an_error),            \
-        cmocka_unit_test(test_same_id_different_content_conflicts_and_first_write_wins),    \
-        cmocka_unit_test(test_delete_removes_the_event_from_every_index_and_frees_the_id),  \
-        cmocka_unit_test(test_put_rejects_invalid_events_with_pio_messages),                \
-        cmocka_unit_test(test_find_applies_every_filter_limit_and_reversed),                \
-        cmocka_unit_test(test_find_stops_when_the_callback_says_so),                        \
-        cmocka_unit_test(test_batch_commits_events_and_kv_in_one_step),                     \
-        cmocka_unit_test(test_a_conflict_mid_batch_writes_nothing_when_all_or_nothing),     \
-        cmocka_unit_test(test_same_id_twice_in_one_batch_is_stored_once),                   \
-        cmocka_unit_test(test_four_threads_posting_the_same_batch_store_each_event_once),   \
-        cmocka_unit_test(test_check_finds_nothing_wrong_in_a_store_written_through_the_api), \
-        cmocka_unit_test(test_check_reports_a_missing_and_a_dangling_index_entry),          \
-        cmocka_unit_test(test_a_batch_of_the_maximum_size_commits_atomically),              \
-        cmocka_unit_test(test_properties_fold_set_unset_delete_in_event_time_order),        \
-        cmocka_unit_test(test_properties_of_all_entities_drop_the_deleted_ones),            \
-        cmocka_unit_test(test_kv_put_get_scan_and_delete),                                  \
-        cmocka_unit_test(test_apps_channels_and_access_keys),                               \
+#define ENGINE_TESTS                                                                               \
+    cmocka_unit_test(test_put_then_get_returns_every_field),                                       \
+        cmocka_unit_test(test_put_without_id_assigns_a_content_id_so_a_retry_stores_nothing),      \
+        cmocka_unit_test(test_same_id_same_content_is_a_duplicate_not_an_error),                   \
+        cmocka_unit_test(test_same_id_different_content_conflicts_and_first_write_wins),           \
+        cmocka_unit_test(test_delete_removes_the_event_from_every_index_and_frees_the_id),         \
+        cmocka_unit_test(test_put_rejects_invalid_events_with_pio_messages),                       \
+        cmocka_unit_test(test_find_applies_every_filter_limit_and_reversed),                       \
+        cmocka_unit_test(test_find_stops_when_the_callback_says_so),                               \
+        cmocka_unit_test(test_batch_commits_events_and_kv_in_one_step),                            \
+        cmocka_unit_test(test_a_conflict_mid_batch_writes_nothing_when_all_or_nothing),            \
+        cmocka_unit_test(test_same_id_twice_in_one_batch_is_stored_once),                          \
+        cmocka_unit_test(test_four_threads_posting_the_same_batch_store_each_event_once),          \
+        cmocka_unit_test(test_check_finds_nothing_wrong_in_a_store_written_through_the_api),       \
+        cmocka_unit_test(test_check_reports_a_missing_and_a_dangling_index_entry),                 \
+        cmocka_unit_test(test_a_batch_of_the_maximum_size_commits_atomically),                     \
+        cmocka_unit_test(test_properties_fold_set_unset_delete_in_event_time_order),               \
+        cmocka_unit_test(test_properties_of_all_entities_drop_the_deleted_ones),                   \
+        cmocka_unit_test(test_kv_put_get_scan_and_delete),                                         \
+        cmocka_unit_test(test_apps_channels_and_access_keys),                                      \
         cmocka_unit_test(test_kill_9_during_synced_writes_loses_no_acknowledged_event)
 
 int main(int argc, char **argv)
