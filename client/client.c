@@ -1063,6 +1063,11 @@ int client_consume_stream(const client_consume_opts_t *o, FILE *out, client_cons
         (rc = client_conf_set(conf, "enable.partition.eof", o->exit_at_end ? "true" : "false",
                               errstr, errstr_size)))
         goto conf_err;
+    /* The end of a partition is reported when a fetch comes back empty, i.e.
+     * after the broker's long poll; a short poll makes --exit-at-end prompt. */
+    if (o->exit_at_end &&
+        (rc = client_conf_set(conf, "fetch.wait.max.ms", "100", errstr, errstr_size)))
+        goto conf_err;
     if (o->group) {
         /* the one place a group id is set: the user's, verbatim */
         if ((rc = client_conf_set(conf, "group.id", o->group, errstr, errstr_size)) ||

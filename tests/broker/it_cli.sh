@@ -157,6 +157,17 @@ if command -v kcat >/dev/null; then
   grep -qF '"key":"k1","value":"from kcat","headers":[["h","1"]]' "$work/out" || fail "kcat record: $(cat "$work/out")"
 fi
 
+# ---- --group: subscribe under exactly that group, commit, resume -------------------------
+seq 1 100 >"$work/seq.txt"
+expect_rc 0 "create grouped" $T "$EDDY" topics create grouped --partitions 3 --broker "$B"
+expect_rc 0 "produce grouped" $T "$EDDY" produce --topic grouped --broker "$B" <"$work/seq.txt"
+expect_rc 0 "group first half" $T "$EDDY" consume --topic grouped --group it-cli --from-beginning --max-messages 40 --broker "$B"
+cp "$work/out" "$work/g1.txt"
+[ "$(wc -l <"$work/g1.txt")" = 40 ] || fail "group consumer read $(wc -l <"$work/g1.txt") records, want 40"
+expect_rc 0 "group resumes" $T "$EDDY" consume --topic grouped --group it-cli --from-beginning --exit-at-end --broker "$B"
+[ "$(cat "$work/g1.txt" "$work/out" | sort -n)" = "$(cat "$work/seq.txt")" ] \
+  || fail "the group did not resume exactly after its committed offsets"
+
 # ---- errors ---------------------------------------------------------------------------
 expect_rc 2 "consume without --topic" $T "$EDDY" consume --broker "$B"
 expect_err "--topic is required"
