@@ -243,20 +243,24 @@ static void test_cholesky_reports_a_matrix_that_is_not_positive_definite(void **
 
 /* ---- half sweeps against the dense reference --------------------------------- */
 
-static void half_sweep_matches_reference(int implicit, als_solver_t solver)
+static void half_sweep_matches_reference_rank(int implicit, als_solver_t solver, int rank)
 {
     als_obs_t o;
-    random_obs(&o, 9, 7, 0.35, implicit, g_seed);
+    /* Rows with more ratings than a Gram block (256) at the larger rank. */
+    if (rank > 8)
+        random_obs(&o, 12, 300, 0.9, implicit, g_seed);
+    else
+        random_obs(&o, 9, 7, 0.35, implicit, g_seed);
     als_csr_t ui, iu;
     build(&o, ALS_REDUCE_LATEST, &ui, &iu);
     als_params_t p;
     als_params_default(&p);
-    p.rank = 4;
+    p.rank = rank;
     p.lambda = 0.3;
     p.alpha = 2.0;
     p.implicit = implicit;
     p.solver = solver;
-    p.cg_steps = p.rank * 3; /* enough for CG to converge on a 4×4 system */
+    p.cg_steps = p.rank * 3; /* enough for CG to converge on a k×k system */
     als_factors_t U, V;
     assert_int_equal(als_factors_init(&U, ui.nrows, p.rank), 0);
     assert_int_equal(als_factors_init(&V, ui.ncols, p.rank), 0);
@@ -278,6 +282,23 @@ static void half_sweep_matches_reference(int implicit, als_solver_t solver)
     als_csr_fini(&ui);
     als_csr_fini(&iu);
     als_obs_fini(&o);
+}
+
+static void half_sweep_matches_reference(int implicit, als_solver_t solver)
+{
+    half_sweep_matches_reference_rank(implicit, solver, 4);
+}
+
+/* Rank ≥ 16 goes through dsyrk blocks + LAPACK's dposv instead of our loop. */
+static void test_explicit_blas_lapack_half_sweep_matches_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference_rank(0, ALS_SOLVER_CHOLESKY, 24);
+}
+static void test_implicit_blas_lapack_half_sweep_matches_dense_reference(void **state)
+{
+    (void)state;
+    half_sweep_matches_reference_rank(1, ALS_SOLVER_CHOLESKY, 24);
 }
 
 static void test_explicit_cholesky_half_sweep_matches_dense_reference(void **state)
@@ -921,6 +942,8 @@ int main(void)
         cmocka_unit_test(test_implicit_cholesky_half_sweep_matches_dense_reference),
         cmocka_unit_test(test_implicit_cg_half_sweep_converges_to_dense_reference),
         cmocka_unit_test(test_explicit_cg_half_sweep_converges_to_dense_reference),
+        cmocka_unit_test(test_explicit_blas_lapack_half_sweep_matches_dense_reference),
+        cmocka_unit_test(test_implicit_blas_lapack_half_sweep_matches_dense_reference),
         cmocka_unit_test(test_explicit_objective_decreases_every_iteration),
         cmocka_unit_test(test_implicit_objective_decreases_every_iteration_cholesky),
         cmocka_unit_test(test_implicit_objective_decreases_every_iteration_cg),
