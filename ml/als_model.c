@@ -9,6 +9,7 @@
 #include "core/core_alloc.h"
 #include "core/core_crc.h"
 #include "core/core_err.h"
+#include "ml/als_score.h"
 
 als_model_t *als_model_new(void)
 {
@@ -39,6 +40,7 @@ static void model_free(als_model_t *m)
     als_csr_fini(&m->seen);
     free(m->item_norm);
     free(m->popularity);
+    free(m->panel);
     free(m);
 }
 
@@ -80,9 +82,11 @@ int als_model_derive(als_model_t *m)
     const int32_t ni = m->V.n;
     free(m->item_norm);
     free(m->popularity);
+    free(m->panel);
     m->item_norm = core_trymalloc(((size_t)ni + 1) * sizeof(float));
     m->popularity = core_trymalloc(((size_t)ni + 1) * sizeof(float));
-    if (!m->item_norm || !m->popularity)
+    m->panel = als_panel_build(&m->V);
+    if (!m->item_norm || !m->popularity || !m->panel)
         return CORE_ERR_NOMEM;
     for (int32_t i = 0; i < ni; i++) {
         const float *y = als_row(&m->V, i);

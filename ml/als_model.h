@@ -73,6 +73,7 @@ typedef struct als_model {
     /* derived on load / build */
     float *item_norm;     /* ‖V_i‖ */
     float *popularity;    /* training users per item */
+    float *panel;         /* V in als_score.h panel layout (serving scans it) */
 } als_model_t;
 
 /* A new empty model with one reference. */

@@ -186,7 +186,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
 
     if (ni == 0)
         goto answer_empty;
-    scores = core_trymalloc((size_t)ni * sizeof(float));
+    scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
     excl = core_trymalloc((size_t)ni);
     heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
     if (!scores || !excl || !heap) {
@@ -198,7 +198,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
     if (q->kind == ALS_QUERY_USER) {
         int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
         if (u >= 0) {
-            als_score_all(als_row(&m->U, u), &m->V, scores);
+            als_score_panel(als_row(&m->U, u), m->panel, ni, m->V.rank, scores);
             for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
                 excl[m->seen.idx[e]] = 1;
         } else {
@@ -236,7 +236,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
             free(acc);
             goto answer_empty;
         }
-        als_score_all(acc, &m->V, scores);
+        als_score_panel(acc, m->panel, ni, m->V.rank, scores);
         free(acc);
         for (int32_t i = 0; i < ni; i++)
             scores[i] = m->item_norm[i] > 0 ? scores[i] / m->item_norm[i] : 0;

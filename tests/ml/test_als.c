@@ -703,7 +703,7 @@ static void test_topk_keeps_the_best_k_in_order_with_index_tie_break(void **stat
         assert_int_equal(t.h[j].item, want[j]);
 }
 
-static void test_score_all_matches_scalar_dot_products(void **state)
+static void test_score_all_and_panel_match_scalar_dot_products(void **state)
 {
     (void)state;
     uint64_t s = g_seed;
@@ -721,6 +721,13 @@ static void test_score_all_matches_scalar_dot_products(void **state)
             ref += (double)x[a] * als_row(&V, i)[a];
         CHECK(fabs(out[i] - ref) < 1e-5);
     }
+    /* The serving panel layout gives the same scores (1001 = 62 full blocks + a tail). */
+    float *P = als_panel_build(&V), *out2 = malloc(sizeof(float) * (1001 + ALS_PANEL));
+    als_score_panel(x, P, 1001, 50, out2);
+    for (int i = 0; i < 1001; i++)
+        CHECK(fabs(out2[i] - out[i]) < 1e-5);
+    free(P);
+    free(out2);
     free(x);
     free(out);
     als_factors_fini(&V);
@@ -959,7 +966,7 @@ int main(void)
         cmocka_unit_test(test_ranking_metrics_match_hand_computed_values),
         cmocka_unit_test(test_rating_metrics_skip_cold_pairs_and_match_hand_values),
         cmocka_unit_test(test_topk_keeps_the_best_k_in_order_with_index_tie_break),
-        cmocka_unit_test(test_score_all_matches_scalar_dot_products),
+        cmocka_unit_test(test_score_all_and_panel_match_scalar_dot_products),
         cmocka_unit_test(test_model_encode_decode_round_trips_everything),
         cmocka_unit_test(test_model_decode_rejects_every_truncation_and_bit_flip),
         cmocka_unit_test(test_model_decode_rejects_bad_structure_under_a_valid_crc),

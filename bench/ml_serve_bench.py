@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""Serving benchmark: `eddy serve` POST /queries.json vs nginx serving a static
+file of the same size (the ceiling), same machine, same run, same wrk load.
+
+  bench/ml_serve_bench.py [--eddy build/eddy] [--items 10000] [--rank 50]
+                          [--users 5000] [--duration 5] [--connections 64]
+
+Trains a model on generated ratings (ITEMS items, rank RANK), starts
+`eddy serve` and nginx on free loopback ports, runs wrk with a Lua script that
+posts real query bodies (a different known user each request, num 10) and
+prints a markdown table: requests/s, p50, p99, ratio to nginx.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, deadline):
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def wrk(url, script, duration, conns, threads):
+    args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)" % p, out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "non2xx": int(errors.group(1)) if errors else 0,
+            "sock": sock.group(1) if sock else "", "raw": out}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--eddy", default=os.environ.get("EDDY", "build/eddy"))
+    ap.add_argument("--items", type=int, default=10000)
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--rank", type=int, default=50)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--wrk-threads", type=int, default=2)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="eddy-serve-bench-")
+    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
+    procs = []
+    try:
+        rng = random.Random(1)
+        with open(os.path.join(tmp, "r.tsv"), "w") as f:
+            for u in range(a.users):
+                for _ in range(40):
+                    i = int(rng.random() ** 2 * a.items)
+                    f.write("u%d\ti%d\t%d\t%d\n" % (u, i, 1 + rng.randrange(5), u))
+            for i in range(a.items):  # every item rated at least once
+                f.write("u%d\ti%d\t3\t0\n" % (i % a.users, i))
+        with open(os.path.join(tmp, "engine.json"), "w") as f:
+            json.dump({"id": "bench", "datasource": {"params": {"appName": "bench"}},
+                       "datasource_note": "generated",
+                       "algorithms": [{"name": "als", "params": {"rank": a.rank, "numIterations": 3}}],
+                       "serving": {"params": {}}}, f)
+        common = ["--engine", os.path.join(tmp, "engine.json"), "--data", os.path.join(tmp, "d")]
+        subprocess.run([a.eddy, "train", "--quiet", "--ratings", os.path.join(tmp, "r.tsv")] + common,
+                       check=True, capture_output=True)
+        srv = subprocess.Popen([a.eddy, "serve", "--listen", "127.0.0.1:0"] + common,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(srv)
+        port = None
+        for line in srv.stderr:
+            m = re.search(r"serving .* on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "eddy serve did not start"
+        info = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/" % port).read())["model"]
+        body = json.dumps({"user": "u1", "num": 10}).encode()
+        answer = urllib.request.urlopen(urllib.request.Request(
+            "http://127.0.0.1:%d/queries.json" % port, data=body, method="POST")).read()
+
+        lua = os.path.join(tmp, "post.lua")
+        with open(lua, "w") as f:
+            f.write("""
+local n = 0
+local users = %d
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local body = '{"user":"u' .. (n * 7919 %% users) .. '","num":10}'
+  return wrk.format("POST", "/queries.json", nil, body)
+end
+""" % a.users)
+        www = os.path.join(tmp, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "answer.json"), "wb") as f:
+            f.write(answer)
+        nport = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""worker_processes auto;
+daemon off;
+pid %s/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %s/cb; proxy_temp_path %s/pt; fastcgi_temp_path %s/ft;
+  uwsgi_temp_path %s/ut; scgi_temp_path %s/st;
+  default_type application/json;
+  server { listen 127.0.0.1:%d; root %s; }
+}
+""" % ((tmp,) * 6 + (nport, www)))
+        ng = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(ng)
+        assert wait_port(nport, time.time() + 10), "nginx did not start"
+
+        # warm up both, then measure
+        wrk("http://127.0.0.1:%d/queries.json" % port, lua, 1, a.connections, a.wrk_threads)
+        e = wrk("http://127.0.0.1:%d/queries.json" % port, lua, a.duration, a.connections, a.wrk_threads)
+        n = wrk("http://127.0.0.1:%d/answer.json" % nport, None, a.duration, a.connections, a.wrk_threads)
+        print("model: %d users, %d items, rank %d; answer %d bytes; wrk -t%d -c%d -d%ds, %d cores"
+              % (info["users"], info["items"], info["params"]["rank"], len(answer), a.wrk_threads,
+                 a.connections, a.duration, os.cpu_count()))
+        print()
+        print("| server | requests/s | p50 (ms) | p99 (ms) | non-2xx |")
+        print("|---|---|---|---|---|")
+        print("| eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %d |"
+              % (info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["non2xx"]))
+        print("| nginx GET static file, same size | %.0f | %.2f | %.2f | %d |" % (n["rps"], n["p50"], n["p99"], n["non2xx"]))
+        print()
+        print("eddy / nginx throughput: %.0f%%" % (100.0 * e["rps"] / n["rps"]))
+        if e["sock"] or n["sock"]:
+            print("socket errors: eddy %s; nginx %s" % (e["sock"] or "none", n["sock"] or "none"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
