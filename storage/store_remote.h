@@ -46,6 +46,11 @@
  * connection turns out closed before any answer byte arrived: every op is
  * idempotent (staged events carry their ids; kv puts are overwrites).
  *
+ * Durability is the owner's: its --sync mode applies to remote commits (the
+ * client's store_opts_t.sync is ignored). When the owner stops, calls fail
+ * with CORE_ERR_IO (CORE_ERR_AUTH if a new owner has a new token): reopen
+ * with store_open_dir, which then takes the embedded store or the new owner.
+ *
  * Limits: a request body is at most STORE_REMOTE_MAX_BODY (the endpoint's
  * own core_http limit); responses are read up to STORE_REMOTE_MAX_RESPONSE.
  * Threads: the client engine is thread-safe (a mutex-guarded pool of
