@@ -127,6 +127,7 @@ struct rt_driver {
     worker_t *workers;
     int nworkers;
     uint64_t worker_seq;
+    char run_id[9]; /* random per driver run: worker ids never repeat across restarts */
     int stopping;
 };
 
@@ -255,11 +256,11 @@ static int job_load(rt_driver_t *d, const char *name, job_t **out, char *errstr,
     json_error_t je;
     json_t *o = json_loads(s, 0, &je);
     free(s);
-    const char *nm, *uid, *sha, *starting, *config, *status, *error = NULL;
-    json_t *inputs;
+    const char *nm, *uid, *sha, *starting, *config, *status;
+    json_t *inputs, *error = NULL;
     json_int_t interval, maxr, created = 0;
     int mtf, app, channel, flags, empty;
-    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:s,s?s,s?I}",
+    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:s,s?o,s?I}",
                           "name", &nm, "uid", &uid, "sha256", &sha, "inputs", &inputs,
                           "interval_ms", &interval, "max_records_per_batch", &maxr,
                           "starting_offsets", &starting, "config", &config,
@@ -278,7 +279,7 @@ static int job_load(rt_driver_t *d, const char *name, job_t **out, char *errstr,
     snprintf(j->starting, sizeof j->starting, "%s", starting);
     snprintf(j->status, sizeof j->status, "%s", status);
     j->config = core_xstrdup(config);
-    j->error = error ? core_xstrdup(error) : NULL;
+    j->error = json_is_string(error) ? core_xstrdup(json_string_value(error)) : NULL;
     j->interval_ms = interval;
     j->max_records = maxr;
     j->created_ms = created;
@@ -1568,7 +1569,7 @@ static void h_worker_register(core_http_req_t *req, void *user)
     d->workers = core_xrealloc(d->workers, (size_t)(d->nworkers + 1) * sizeof *d->workers);
     worker_t *w = &d->workers[d->nworkers++];
     memset(w, 0, sizeof *w);
-    snprintf(w->id, sizeof w->id, "w%" PRIu64, ++d->worker_seq);
+    snprintf(w->id, sizeof w->id, "%s-w%" PRIu64, d->run_id, ++d->worker_seq);
     snprintf(w->addr, sizeof w->addr, "%s", addr);
     w->slots = slots;
     w->last_seen_ms = core_mono_ms();
@@ -1893,6 +1894,8 @@ int rt_driver_start(const rt_driver_conf_t *conf, rt_driver_t **out, char *es, s
     }
     if ((err = load_token(d, es, esz)))
         goto fail;
+    if (random_hex(d->run_id, 4))
+        snprintf(d->run_id, sizeof d->run_id, "%08x", (unsigned)getpid());
     err = conf->store ? store_open(conf->store, NULL, &d->store, es, esz)
                       : store_open_dir(conf->store_dir ? conf->store_dir : conf->data, NULL,
                                        &d->store, es, esz);

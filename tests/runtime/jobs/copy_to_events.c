@@ -1,14 +1,16 @@
 /* Test job: every record becomes one event (entity id = the record value),
  * plus a counter. Config {"events_per_record": N} emits N events per record
- * (ids differ by emit index). */
+ * (ids differ by emit index); {"sleep_ms": M} sleeps in each process() call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eddy/job.h"
 
 typedef struct {
     int per_record;
+    int sleep_ms; /* per process() call: lets tests catch a batch in flight */
 } copy_t;
 
 static int copy_init(eddy_ctx_t *ctx, const char *config)
@@ -20,6 +22,8 @@ static int copy_init(eddy_ctx_t *ctx, const char *config)
     const char *p = strstr(config, "\"events_per_record\"");
     if (p && (p = strchr(p, ':')))
         c->per_record = atoi(p + 1);
+    if ((p = strstr(config, "\"sleep_ms\"")) && (p = strchr(p, ':')))
+        c->sleep_ms = atoi(p + 1);
     ctx->user = c;
     return 0;
 }
@@ -27,6 +31,8 @@ static int copy_init(eddy_ctx_t *ctx, const char *config)
 static int copy_process(eddy_ctx_t *ctx, const eddy_record_t *recs, size_t n)
 {
     copy_t *c = ctx->user;
+    if (c->sleep_ms)
+        usleep((useconds_t)c->sleep_ms * 1000);
     for (size_t i = 0; i < n; i++) {
         char id[256], props[400];
         size_t len = recs[i].value_len < 200 ? recs[i].value_len : 200;
