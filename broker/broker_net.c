@@ -207,6 +207,26 @@ static void req_arm_deadline(conn_t *c, net_req_t *r)
 }
 
 /* Leaves a waiting list and runs again. */
+static void req_rerun(broker_net_t *net, net_req_t *r);
+
+/* Re-runs every waiting request in `state` once. A request that has to wait
+ * again is re-linked at the tail, so the walk stops at the tail it started
+ * with; walking on would revisit re-linked requests forever (two long polls
+ * re-linking behind each other spun the loop at 100% CPU). */
+static void waiting_rerun(broker_net_t *net, rq_state_t state)
+{
+    net_req_t *r = net->waiting.head, *last = net->waiting.tail;
+    while (r) {
+        net_req_t *next = r->wnext;
+        bool was_last = r == last;
+        if (r->state == state)
+            req_rerun(net, r);
+        if (was_last)
+            break;
+        r = next;
+    }
+}
+
 static void req_rerun(broker_net_t *net, net_req_t *r)
 {
     rq_unlink(&net->waiting, r);
@@ -714,13 +734,7 @@ static void flush_after(uv_work_t *w, int status)
     free(job->rc);
     free(job);
     /* Requests that could not run during the flush (DeleteTopics). */
-    r = net->waiting.head;
-    while (r) {
-        net_req_t *next = r->wnext;
-        if (r->state == RQ_RETRY)
-            req_rerun(net, r);
-        r = next;
-    }
+    waiting_rerun(net, RQ_RETRY);
     if (b->ndirty > 0)
         flush_start(net);
     net_maybe_finish(net);
@@ -751,13 +765,7 @@ static void on_check(uv_check_t *h)
     broker_t *b = net->b;
     if (b->appended) {
         b->appended = false;
-        net_req_t *r = net->waiting.head;
-        while (r) {
-            net_req_t *next = r->wnext;
-            if (r->state == RQ_WAIT)
-                req_rerun(net, r);
-            r = next;
-        }
+        waiting_rerun(net, RQ_WAIT);
     }
     flush_start(net);
 }
