@@ -336,6 +336,32 @@ static void put_tidx_entry(core_buf_t *b, int64_t ts, int64_t rel)
     core_wr_raw(b, e, sizeof e);
 }
 
+/* The index bookkeeping of a segment, saved before an append so a failed
+ * write can be undone. */
+typedef struct seg_index_state {
+    int64_t idx_n, tidx_n, max_ts, max_ts_off, last_idx_off, last_idx_pos, last_tidx_ts,
+        bytes_since_idx;
+} seg_index_state_t;
+
+static void seg_index_state_save(const broker_segment_t *seg, seg_index_state_t *st)
+{
+    *st = (seg_index_state_t){seg->idx_n,        seg->tidx_n,       seg->max_ts,
+                              seg->max_ts_off,   seg->last_idx_off, seg->last_idx_pos,
+                              seg->last_tidx_ts, seg->bytes_since_idx};
+}
+
+static void seg_index_state_restore(broker_segment_t *seg, const seg_index_state_t *st)
+{
+    seg->idx_n = st->idx_n;
+    seg->tidx_n = st->tidx_n;
+    seg->max_ts = st->max_ts;
+    seg->max_ts_off = st->max_ts_off;
+    seg->last_idx_off = st->last_idx_off;
+    seg->last_idx_pos = st->last_idx_pos;
+    seg->last_tidx_ts = st->last_tidx_ts;
+    seg->bytes_since_idx = st->bytes_since_idx;
+}
+
 /* Accounts one batch at file position pos into the segment's index state,
  * appending any new entries to idx / tidx (written to the files by the
  * caller). Append and recovery both come through here, so a rebuilt index is
@@ -1286,7 +1312,8 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
     /* 3. Assign offsets and stamp the epoch (both outside the CRC), and work
      * out the index entries; the segment's index state is only committed
      * after the data write succeeded. */
-    broker_segment_t saved = *seg;
+    seg_index_state_t saved;
+    seg_index_state_save(seg, &saved);
     core_buf_reset(&log->idx_scratch);
     core_buf_reset(&log->tidx_scratch);
     int64_t next = log->leo;
@@ -1303,30 +1330,28 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
     }
 
     /* 4. One write for the data, then the index entries (which point only at
-     * data already written, invariant 4). */
+     * data already written, invariant 4). On any failure the data file is cut
+     * back, so what the producer was told failed does not reappear after a
+     * restart (unless the cut fails too: the log is read-only from here on,
+     * and a later recovery decides). */
+    const char *what = "write";
     int rc = pwrite_all(seg->fd, records, len, seg->size);
-    if (rc) {
-        /* Cut whatever part of the write landed so nothing half-written stays. */
-        if (ftruncate(seg->fd, saved.size)) {
-        }
-        seg->idx_n = saved.idx_n;
-        seg->tidx_n = saved.tidx_n;
-        seg->max_ts = saved.max_ts;
-        seg->max_ts_off = saved.max_ts_off;
-        seg->last_idx_off = saved.last_idx_off;
-        seg->last_idx_pos = saved.last_idx_pos;
-        seg->last_tidx_ts = saved.last_tidx_ts;
-        seg->bytes_since_idx = saved.bytes_since_idx;
-        return log_fail(log, "write", rc);
+    if (!rc && log->idx_scratch.len) {
+        what = "writing index";
+        rc = pwrite_all(seg->idx_fd, log->idx_scratch.data, log->idx_scratch.len,
+                        saved.idx_n * BROKER_INDEX_ENTRY_SIZE);
     }
-    if (log->idx_scratch.len &&
-        (rc = pwrite_all(seg->idx_fd, log->idx_scratch.data, log->idx_scratch.len,
-                         saved.idx_n * BROKER_INDEX_ENTRY_SIZE)))
-        return log_fail(log, "writing index", rc);
-    if (log->tidx_scratch.len &&
-        (rc = pwrite_all(seg->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
-                         saved.tidx_n * BROKER_TIMEINDEX_ENTRY_SIZE)))
-        return log_fail(log, "writing time index", rc);
+    if (!rc && log->tidx_scratch.len) {
+        what = "writing time index";
+        rc = pwrite_all(seg->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
+                        saved.tidx_n * BROKER_TIMEINDEX_ENTRY_SIZE);
+    }
+    if (rc) {
+        if (ftruncate(seg->fd, seg->size))
+            CORE_ERROR(MOD, "%s: cutting a failed append: %s", seg->path, strerror(errno));
+        seg_index_state_restore(seg, &saved);
+        return log_fail(log, what, rc);
+    }
 
     if (seg->size == 0)
         seg->created_ms = now;
