@@ -579,33 +579,47 @@ static int rds_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
     find_ctx_t fc = {.f = f, .cb = cb, .opaque = opaque, .count = count};
     core_buf_init(&fc.scratch);
     int err = 0, stop = 0;
-    for (long long offset = 0; !stop;) {
-        snprintf(off, sizeof off, "%lld", offset);
+    /* Keyset paging: each page starts at the score of the last one read
+     * (its bound moves), skipping the members already read at that score,
+     * so reading N events costs O(N log N) instead of O(N^2) for offsets. */
+    long long skip = 0;
+    for (; !stop;) {
+        snprintf(off, sizeof off, "%lld", skip);
         snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
-        const char *argv[7] = {f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE",
+        const char *argv[8] = {f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE",
                                key,
                                f->reversed ? hi : lo,
                                f->reversed ? lo : hi,
+                               "WITHSCORES",
                                "LIMIT",
                                off,
                                cnt};
-        size_t lens[7];
-        for (int i = 0; i < 7; i++)
+        size_t lens[8];
+        for (int i = 0; i < 8; i++)
             lens[i] = i == 1 ? kl : strlen(argv[i]);
         redisReply *ids;
-        if ((err = rds_cmd(r, 7, argv, lens, &ids, NULL, 0)))
+        if ((err = rds_cmd(r, 8, argv, lens, &ids, NULL, 0)))
             break;
-        if (ids->type != REDIS_REPLY_ARRAY) {
+        if (ids->type != REDIS_REPLY_ARRAY || ids->elements % 2) {
             freeReplyObject(ids);
             err = CORE_ERR_IO;
             break;
         }
-        size_t n = ids->elements;
-        err = rds_fetch(r, base, bl, ids, false, find_one, &fc, &stop);
+        size_t n = ids->elements / 2;
+        err = rds_fetch(r, base, bl, ids, true, find_one, &fc, &stop);
+        if (!err && n == RDS_PAGE) {
+            /* the next page starts at the last score, inclusive */
+            const char *last = ids->element[2 * n - 1]->str;
+            long long same = 0;
+            for (size_t i = n; i-- > 0 && !strcmp(ids->element[2 * i + 1]->str, last);)
+                same++;
+            char *bound = f->reversed ? hi : lo;
+            skip = (size_t)same == n && !strcmp(bound, last) ? skip + same : same;
+            snprintf(bound, 32, "%s", last);
+        }
         freeReplyObject(ids);
         if (err || n < RDS_PAGE)
             break;
-        offset += (long long)n;
     }
     core_buf_fini(&fc.scratch);
     free(key);
@@ -678,14 +692,14 @@ static int rds_props_scan(store_t *s, int32_t app, int32_t ch, const char *etype
     memcpy(key + bl, "pt:", 3);
     memcpy(key + bl + 3, etype, tl);
     size_t kl = bl + 3 + tl;
-    char off[24], cnt[24];
-    for (long long offset = 0; !stop && !err;) {
-        snprintf(off, sizeof off, "%lld", offset);
-        snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
-        const char *argv[7] = {"ZRANGEBYLEX", key, "-", "+", "LIMIT", off, cnt};
-        size_t lens[7];
-        for (int i = 0; i < 7; i++)
-            lens[i] = i == 1 ? kl : strlen(argv[i]);
+    char cnt[24];
+    core_buf_t from; /* keyset paging: "(" + the last member read */
+    core_buf_init(&from);
+    core_wr_raw(&from, "-", 1);
+    snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
+    while (!stop && !err) {
+        const char *argv[7] = {"ZRANGEBYLEX", key, (const char *)from.data, "+", "LIMIT", "0", cnt};
+        size_t lens[7] = {11, kl, from.len, 1, 5, 1, strlen(cnt)};
         redisReply *eids;
         if ((err = rds_cmd(r, 7, argv, lens, &eids, NULL, 0)))
             break;
@@ -693,11 +707,16 @@ static int rds_props_scan(store_t *s, int32_t app, int32_t ch, const char *etype
         for (size_t i = 0; i < n && !stop && !err; i++)
             err = props_entity(r, base, bl, etype, eids->element[i]->str,
                                (size_t)eids->element[i]->len, &pc, &stop);
+        if (n == RDS_PAGE) {
+            core_buf_reset(&from);
+            core_wr_raw(&from, "(", 1);
+            core_wr_raw(&from, eids->element[n - 1]->str, (size_t)eids->element[n - 1]->len);
+        }
         freeReplyObject(eids);
         if (n < RDS_PAGE)
             break;
-        offset += (long long)n;
     }
+    core_buf_fini(&from);
     free(key);
     core_buf_fini(&pc.scratch);
     return err;
@@ -733,17 +752,18 @@ static int rds_kv_get(store_t *s, const void *key, size_t klen, void **val, size
 static int rds_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb cb, void *opaque)
 {
     rds_t *r = s->impl;
-    char lo[2 + STORE_KV_KEY_MAX], off[24], cnt[24];
+    char lo[2 + STORE_KV_KEY_MAX], cnt[24];
     if (plen > STORE_KV_KEY_MAX)
         return 0;
+    /* keyset paging: "[prefix" first, then "(" + the last key read */
     lo[0] = '[';
     memcpy(lo + 1, prefix, plen);
+    size_t lol = plen + 1;
     int err = 0, stop = 0;
-    for (long long offset = 0; !stop && !err;) {
-        snprintf(off, sizeof off, "%lld", offset);
-        snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
-        const char *argv[7] = {"ZRANGEBYLEX", "eddy:kidx", lo, "+", "LIMIT", off, cnt};
-        size_t lens[7] = {11, 9, plen + 1, 1, 5, strlen(off), strlen(cnt)};
+    snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
+    while (!stop && !err) {
+        const char *argv[7] = {"ZRANGEBYLEX", "eddy:kidx", lo, "+", "LIMIT", "0", cnt};
+        size_t lens[7] = {11, 9, lol, 1, 5, 1, strlen(cnt)};
         redisReply *keys;
         if ((err = rds_cmd(r, 7, argv, lens, &keys, NULL, 0)))
             break;
@@ -784,10 +804,14 @@ static int rds_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb 
                 freeReplyObject(vals);
             }
         }
+        if (m == n && n == RDS_PAGE && (size_t)keys->element[n - 1]->len <= STORE_KV_KEY_MAX) {
+            lo[0] = '(';
+            memcpy(lo + 1, keys->element[n - 1]->str, (size_t)keys->element[n - 1]->len);
+            lol = (size_t)keys->element[n - 1]->len + 1;
+        }
         freeReplyObject(keys);
         if (m < n || n < RDS_PAGE)
             break;
-        offset += (long long)n;
     }
     return err;
 }

@@ -504,6 +504,62 @@ static void test_find_stops_when_the_callback_says_so(void **state)
     assert_int_equal(n, 2);
 }
 
+typedef struct distinct {
+    int n, dups;
+    char *seen; /* 1 byte per possible index */
+    int64_t last;
+    bool reversed, order_ok;
+} distinct_t;
+
+static int distinct_cb(const store_event_t *ev, void *opaque)
+{
+    distinct_t *d = opaque;
+    int k = atoi(ev->event_id + 1);
+    if (d->seen[k])
+        d->dups++;
+    d->seen[k] = 1;
+    if (d->n && (d->reversed ? ev->event_time_ms > d->last : ev->event_time_ms < d->last))
+        d->order_ok = false;
+    d->last = ev->event_time_ms;
+    d->n++;
+    return 0;
+}
+
+static void test_find_pages_through_many_events_with_the_same_time(void **state)
+{
+    fixture_t *fx = fx_of(state);
+    int32_t app = new_app(fx);
+    enum { N = 1300 }; /* > 2 pages of the Redis engine, mostly one eventTime */
+    char err[256];
+    store_batch_t *b;
+    store_batch_begin(fx->s, 0, &b);
+    for (int k = 0; k < N; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%04d", k);
+        store_event_t e = ev_make(id, "view", "user", "u", NULL, k < 1200 ? T0 : T0 + k);
+        assert_int_equal(store_batch_put_event(b, app, 0, &e, err, sizeof err), 0);
+    }
+    assert_int_equal(store_batch_commit(b, NULL, err, sizeof err), 0);
+    for (int rev = 0; rev < 2; rev++) {
+        for (int by_entity = 0; by_entity < 2; by_entity++) {
+            char seen[N] = {0};
+            distinct_t d = {.seen = seen, .reversed = rev, .order_ok = true};
+            store_find_t f;
+            store_find_init(&f);
+            f.reversed = rev;
+            if (by_entity) {
+                f.entity_type = "user";
+                f.entity_id = "u";
+            }
+            int64_t cnt;
+            assert_int_equal(store_event_find(fx->s, app, 0, &f, distinct_cb, &d, &cnt), 0);
+            assert_int_equal(d.n, N);
+            assert_int_equal(d.dups, 0);
+            assert_true(d.order_ok);
+        }
+    }
+}
+
 /* ---- batches ---------------------------------------------------------------------- */
 static void test_batch_commits_events_and_kv_in_one_step(void **state)
 {
@@ -874,6 +930,43 @@ static void test_properties_of_all_entities_drop_the_deleted_ones(void **state)
     assert_string_equal(s.ids[0], "u1");
     assert_string_equal(s.props[0], "{\"k\":1}");
     assert_string_equal(s.ids[1], "u3");
+}
+
+static int count_props_cb(const char *eid, const store_props_t *p, void *opaque)
+{
+    ++*(int *)opaque;
+    return 0;
+}
+
+static int count_kv_cb(const void *key, size_t klen, const void *val, size_t vlen, void *opaque)
+{
+    ++*(int *)opaque;
+    return 0;
+}
+
+static void test_scans_page_through_more_than_a_page_of_entities_and_keys(void **state)
+{
+    fixture_t *fx = fx_of(state);
+    int32_t app = new_app(fx);
+    enum { N = 1100 };
+    char err[256];
+    store_batch_t *b;
+    store_batch_begin(fx->s, 0, &b);
+    for (int k = 0; k < N; k++) {
+        char eid[16], key[32];
+        snprintf(eid, sizeof eid, "e%04d", k);
+        store_event_t e = ev_make(NULL, "$set", "item", eid, "{\"c\":1}", T0);
+        assert_int_equal(store_batch_put_event(b, app, 0, &e, err, sizeof err), 0);
+        int kl = snprintf(key, sizeof key, "ml/page/%04d", k);
+        store_batch_put_kv(b, key, (size_t)kl, "v", 1);
+    }
+    assert_int_equal(store_batch_commit(b, NULL, err, sizeof err), 0);
+    int n = 0;
+    assert_int_equal(store_props_all(fx->s, app, 0, "item", INT64_MAX, count_props_cb, &n), 0);
+    assert_int_equal(n, N);
+    n = 0;
+    assert_int_equal(store_kv_scan(fx->s, "ml/page/", 8, count_kv_cb, &n), 0);
+    assert_int_equal(n, N);
 }
 
 /* ---- kv, apps, keys ---------------------------------------------------------------- */
@@ -1253,6 +1346,7 @@ static void test_kill_9_during_synced_writes_loses_no_acknowledged_event(void **
         cmocka_unit_test(test_put_rejects_invalid_events_with_pio_messages),                       \
         cmocka_unit_test(test_find_applies_every_filter_limit_and_reversed),                       \
         cmocka_unit_test(test_find_stops_when_the_callback_says_so),                               \
+        cmocka_unit_test(test_find_pages_through_many_events_with_the_same_time),                  \
         cmocka_unit_test(test_batch_commits_events_and_kv_in_one_step),                            \
         cmocka_unit_test(test_a_conflict_mid_batch_writes_nothing_when_all_or_nothing),            \
         cmocka_unit_test(test_same_id_twice_in_one_batch_is_stored_once),                          \
@@ -1262,6 +1356,7 @@ static void test_kill_9_during_synced_writes_loses_no_acknowledged_event(void **
         cmocka_unit_test(test_a_batch_of_the_maximum_size_commits_atomically),                     \
         cmocka_unit_test(test_properties_fold_set_unset_delete_in_event_time_order),               \
         cmocka_unit_test(test_properties_of_all_entities_drop_the_deleted_ones),                   \
+        cmocka_unit_test(test_scans_page_through_more_than_a_page_of_entities_and_keys),           \
         cmocka_unit_test(test_kv_put_get_scan_and_delete),                                         \
         cmocka_unit_test(test_apps_channels_and_access_keys),                                      \
         cmocka_unit_test(test_kill_9_during_synced_writes_loses_no_acknowledged_event)
