@@ -391,7 +391,7 @@ static void *client_thread(void *p)
 static void test_concurrent_clients_are_all_served(void **state)
 {
     fixture_t *f = *state;
-    enum { NCLIENTS = 8, NREQ = 200 };
+    enum { NCLIENTS = 64, NREQ = 50 }; /* more clients than MHD threads */
     pthread_t th[NCLIENTS];
     client_arg_t args[NCLIENTS];
     int before = atomic_load(&f->hits);
