@@ -66,7 +66,8 @@ struct conn {
     uv_write_t wreq;
 
     bool reading;
-    bool no_more_input;        /* after a CLOSE request or at shutdown */
+    bool no_more_input;        /* after a CLOSE request, EOF, or at shutdown */
+    bool eof;                  /* the client half-closed: close once everything is answered */
     bool closing;              /* uv_close issued */
     int nclosing;              /* handles still to close */
 };
@@ -376,10 +377,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
     if (nread < 0) {
-        if (nread == UV_EOF)
-            conn_close(c, NULL);
-        else
+        if (nread == UV_EOF) {
+            /* Half-close: answer what was received (tools like nc do this). */
+            c->eof = c->no_more_input = true;
+            conn_read_stop(c);
+            conn_write(c);
+        } else {
             conn_close(c, uv_strerror((int)nread));
+        }
         return;
     }
     c->rlen += (size_t)nread;
@@ -573,7 +578,7 @@ static void conn_write(conn_t *c)
     }
     if (c->closing)
         return;
-    if (net->stopping) {
+    if (net->stopping || c->eof) {
         if (!c->head && !c->writing)
             conn_close(c, NULL);
         return;

@@ -7,6 +7,7 @@
 - Fetch max_bytes: the first batch always comes whole, later partitions only
   when they fit."""
 import os
+import socket
 import struct
 import sys
 import threading
@@ -150,6 +151,16 @@ def main():
         check(f[0][0] == 3, "fetch of unknown topic: UNKNOWN_TOPIC_OR_PARTITION")
         s.close()
         other.close()
+
+        # --- a client that half-closes after sending still gets every answer
+        s = b.connect()
+        s.sendall(frame(18, 0, 20, b"") + frame(0, 7, 21, produce_body("pipe", 0, batch, acks=-1)) +
+                  frame(3, 1, 22, struct.pack(">i", -1)))
+        s.shutdown(socket.SHUT_WR)
+        got = [recv_response(s)[0] for _ in range(3)]
+        check(got == [20, 21, 22], "half-closed client answered in order (got %s)" % got)
+        check(s.recv(1) == b"", "then closed")
+        s.close()
         check(b.stop() == 0, "clean SIGTERM")
     finally:
         if failures:
