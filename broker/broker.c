@@ -93,6 +93,7 @@ void broker_close(broker_t *b)
         return;
     broker_topics_close(b->topics);
     free(b->dirty);
+    free(b->appended);
     free(b);
 }
 
@@ -134,6 +135,18 @@ broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool
     CORE_DEBUG("broker", "auto-created topic %s (%lld partitions)", cname,
               (long long)b->conf.num_partitions);
     return broker_topics_find(b->topics, name, len);
+}
+
+void broker_appended_add(broker_t *b, broker_log_t *log)
+{
+    for (int i = 0; i < b->nappended; i++)
+        if (b->appended[i] == log)
+            return;
+    if (b->nappended == b->appended_cap) {
+        b->appended_cap = b->appended_cap ? b->appended_cap * 2 : 16;
+        b->appended = core_xrealloc(b->appended, (size_t)b->appended_cap * sizeof *b->appended);
+    }
+    b->appended[b->nappended++] = log;
 }
 
 void broker_dirty_add(broker_t *b, broker_log_t *log)

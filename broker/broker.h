@@ -101,7 +101,11 @@ typedef struct broker {
     int nflushing;
     int64_t acks_all_waiting;    /* produce requests waiting for a flush */
 
-    bool appended;               /* an append happened since the network layer last looked */
+    /* Logs appended to since the network layer last looked (deduplicated);
+     * it re-runs only the long polls watching one of them. Pointers are only
+     * compared, never dereferenced, by that check. */
+    broker_log_t **appended;
+    int nappended, appended_cap;
     broker_groups_t *groups;     /* consumer groups, offsets, lag: owned (broker_groups.h) */
     broker_api_stats_t api_stats[69]; /* by API key (0..BROKER_API_MAX) */
     struct uv_loop_s *loop;      /* the network loop while broker_net runs (timers for cg), else NULL */
@@ -121,6 +125,8 @@ void broker_set_advertised(broker_t *b, const char *host, int port);
 broker_topic_t *broker_topic_get(broker_t *b, const char *name, size_t len, bool create,
                                  int16_t *kerr);
 
+/* Records that `log` grew (wakes the long polls watching it). */
+void broker_appended_add(broker_t *b, broker_log_t *log);
 /* Records that `log` has acks=all data waiting for a flush (deduplicated). */
 void broker_dirty_add(broker_t *b, broker_log_t *log);
 /* Moves the dirty set to the caller (free() the array after

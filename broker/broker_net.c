@@ -210,17 +210,20 @@ static void req_arm_deadline(conn_t *c, net_req_t *r)
 /* Leaves a waiting list and runs again. */
 static void req_rerun(broker_net_t *net, net_req_t *r);
 
-/* Re-runs every waiting request in `state` once. A request that has to wait
+/* Re-runs every waiting request in `state` once (with only_appended: only
+ * long polls reading a log that grew this round). A request that has to wait
  * again is re-linked at the tail, so the walk stops at the tail it started
  * with; walking on would revisit re-linked requests forever (two long polls
  * re-linking behind each other spun the loop at 100% CPU). */
-static void waiting_rerun(broker_net_t *net, rq_state_t state)
+static bool req_watches(const net_req_t *r, const broker_t *b);
+
+static void waiting_rerun(broker_net_t *net, rq_state_t state, bool only_appended)
 {
     net_req_t *r = net->waiting.head, *last = net->waiting.tail;
     while (r) {
         net_req_t *next = r->wnext;
         bool was_last = r == last;
-        if (r->state == state)
+        if (r->state == state && (!only_appended || req_watches(r, net->b)))
             req_rerun(net, r);
         if (was_last)
             break;
@@ -739,7 +742,7 @@ static void flush_after(uv_work_t *w, int status)
     free(job->rc);
     free(job);
     /* Requests that could not run during the flush (DeleteTopics). */
-    waiting_rerun(net, RQ_RETRY);
+    waiting_rerun(net, RQ_RETRY, false);
     if (b->ndirty > 0)
         flush_start(net);
     net_maybe_finish(net);
@@ -763,14 +766,24 @@ static void flush_start(broker_net_t *net)
     }
 }
 
+/* True when a log the waiting Fetch reads grew in this round. */
+static bool req_watches(const net_req_t *r, const broker_t *b)
+{
+    for (int i = 0; i < r->req.nwatch; i++)
+        for (int j = 0; j < b->nappended; j++)
+            if (r->req.watch[i] == b->appended[j])
+                return true;
+    return false;
+}
+
 /* After every round of I/O: wake long polls if data arrived, start a flush. */
 static void on_check(uv_check_t *h)
 {
     broker_net_t *net = h->data;
     broker_t *b = net->b;
-    if (b->appended) {
-        b->appended = false;
-        waiting_rerun(net, RQ_WAIT);
+    if (b->nappended > 0) {
+        waiting_rerun(net, RQ_WAIT, true);
+        b->nappended = 0;
     }
     flush_start(net);
 }

@@ -97,6 +97,7 @@ void broker_req_reset(broker_req_t *req)
         broker_log_slice_release(&req->files[i].slice);
     req->nfiles = 0;
     req->nwaits = 0;
+    req->nwatch = 0;
     req->flush_gen = 0;
     core_buf_reset(&req->out);
 }
@@ -106,6 +107,7 @@ void broker_req_fini(broker_req_t *req)
     broker_req_reset(req);
     free(req->files);
     free(req->waits);
+    free(req->watch);
     core_buf_fini(&req->out);
     free(req->frame);
     req->frame = NULL;
@@ -119,6 +121,15 @@ int64_t broker_req_out_size(const broker_req_t *req)
     for (int i = 0; i < req->nfiles; i++)
         n += req->files[i].slice.len;
     return n;
+}
+
+static void req_add_watch(broker_req_t *req, broker_log_t *log)
+{
+    if (req->nwatch == req->watch_cap) {
+        req->watch_cap = req->watch_cap ? req->watch_cap * 2 : 8;
+        req->watch = core_xrealloc(req->watch, (size_t)req->watch_cap * sizeof *req->watch);
+    }
+    req->watch[req->nwatch++] = log;
 }
 
 static void req_add_file(broker_req_t *req, const broker_log_slice_t *slice)
@@ -453,7 +464,7 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                               req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
                               req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
                 } else {
-                    b->appended = true;
+                    broker_appended_add(b, log);
                 }
                 start = broker_log_start_offset(log);
             }
@@ -568,6 +579,11 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
         budget = BROKER_PROTO_MAX_FETCH_BYTES;
     int64_t total = 0;
     bool any_err = false;
+    int64_t nparts = 0;
+    for (int32_t i = 0; i < f.ntopics; i++)
+        nparts += f.topics[i].nparts;
+    broker_log_t **watch = core_xmalloc((size_t)(nparts ? nparts : 1) * sizeof *watch);
+    int nwatch = 0;
 
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
@@ -596,6 +612,7 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
                 err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else {
                 broker_log_t *log = t->partitions[fp->index];
+                watch[nwatch++] = log;
                 hw = broker_log_high_watermark(log);
                 start = broker_log_start_offset(log);
                 int64_t room = budget - total;
@@ -645,9 +662,13 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
             req->deadline_ms = req->now_ms + f.max_wait_ms;
         if (req->now_ms < req->deadline_ms) {
             broker_req_reset(req);
+            for (int i = 0; i < nwatch; i++)
+                req_add_watch(req, watch[i]);
+            free(watch);
             return BROKER_PROTO_WAIT;
         }
     }
+    free(watch);
     return BROKER_PROTO_DONE;
 }
 

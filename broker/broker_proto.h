@@ -207,6 +207,8 @@ struct broker_req {
     uint64_t flush_gen;       /* FLUSH: the flush job generation to wait for */
     broker_proto_flushwait_t *waits;
     int nwaits, waits_cap;
+    broker_log_t **watch;     /* WAIT: the logs whose growth should re-run this Fetch */
+    int nwatch, watch_cap;
 
     /* PENDING: called on the loop thread when the connection goes away before
      * broker_req_complete; the holder must then forget req (it is freed). */

@@ -142,6 +142,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     broker_req_fini(&req);
-    b->appended = false;
+    b->nappended = 0;
     return 0;
 }
