@@ -152,6 +152,44 @@ def main():
         s.close()
         other.close()
 
+        # --- several long polls: an append wakes exactly those reading that partition,
+        #     and waiting does not spin the loop (regression: re-linked waiters were revisited forever)
+        def cpu_s():
+            with open("/proc/%d/stat" % b.proc.pid) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+        polls = [b.connect() for _ in range(5)]
+        cpu0 = cpu_s()
+        t0 = time.time()
+        for i, c in enumerate(polls):
+            part = 1 if i == 2 else 0
+            # polls 3 and 4 want more bytes than the append brings: woken, they wait again
+            c.sendall(frame(1, 11, 30 + i, fetch_body("pipe", [(part, 4 if part == 0 else n)],
+                                                       max_wait=int(3000 * MULT),
+                                                       min_bytes=10 << 20 if i >= 3 else 1)))
+        time.sleep(0.5)
+        other = b.connect()
+        other.sendall(frame(0, 7, 40, produce_body("pipe", 0, batch, acks=1)))
+        recv_response(other)
+        woken = [recv_response(polls[i]) for i in range(2)]
+        t_woken = time.time() - t0
+        check([w[0] for w in woken] == [30, 31], "both polls on partition 0 woken")
+        check(all(parse_fetch(w[1])[0][:2] == (0, 5) and len(parse_fetch(w[1])[0][2]) == len(batch)
+                  for w in woken), "each woken poll carries the new batch")
+        check(t_woken < 2 * MULT, "woken by the append (%.2fs), not by max_wait" % t_woken)
+        last = recv_response(polls[2])
+        t_last = time.time() - t0
+        check(last[0] == 32 and parse_fetch(last[1])[1][2] == b"", "poll on partition 1 answers empty")
+        check(t_last > 2.5, "poll on partition 1 not woken by partition 0's append (%.2fs)" % t_last)
+        rest = [recv_response(polls[i]) for i in (3, 4)]
+        check([r[0] for r in rest] == [33, 34] and all(len(parse_fetch(r[1])[0][2]) == len(batch) for r in rest),
+              "polls wanting more than arrived answer at max_wait with what there is")
+        spent = cpu_s() - cpu0
+        check(spent < 1.0 * MULT, "broker used %.2fs CPU while 3 polls waited %.1fs" % (spent, t_last))
+        for c in polls + [other]:
+            c.close()
+
         # --- a client that half-closes after sending still gets every answer
         s = b.connect()
         s.sendall(frame(18, 0, 20, b"") + frame(0, 7, 21, produce_body("pipe", 0, batch, acks=-1)) +
