@@ -66,7 +66,9 @@ static void idmap_rehash(als_idmap_t *m, uint32_t nslots)
 
 int32_t als_idmap_intern(als_idmap_t *m, const char *id, size_t len)
 {
-    if (len > ALS_MAX_ID_LEN)
+    /* Ids are C strings everywhere (events, answers): a NUL inside would
+     * make the stored copy shorter than its recorded length. */
+    if (len > ALS_MAX_ID_LEN || memchr(id, 0, len))
         return -1;
     int32_t d = als_idmap_find(m, id, len);
     if (d >= 0)

@@ -44,7 +44,8 @@ typedef struct als_idmap {
 void als_idmap_init(als_idmap_t *m);
 void als_idmap_fini(als_idmap_t *m);
 /* Returns the dense index of id (adding it when new), or -1 when the map is
- * full (ALS_MAX_ROWS) or the id is longer than ALS_MAX_ID_LEN. */
+ * full (ALS_MAX_ROWS), the id is longer than ALS_MAX_ID_LEN or contains a
+ * NUL byte. */
 int32_t als_idmap_intern(als_idmap_t *m, const char *id, size_t len);
 /* Dense index of id, or -1. */
 int32_t als_idmap_find(const als_idmap_t *m, const char *id, size_t len);

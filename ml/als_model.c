@@ -193,7 +193,8 @@ void als_model_encode(const als_model_t *m, core_buf_t *out)
 static int rd_name(core_rd_t *rd, char *dst, size_t cap)
 {
     core_slice_t s = core_rd_str(rd);
-    if (rd->err || s.len < 0 || (size_t)s.len >= cap)
+    /* A NUL inside would make the C string shorter than what was stored. */
+    if (rd->err || s.len < 0 || (size_t)s.len >= cap || memchr(s.ptr, 0, (size_t)s.len))
         return -1;
     memcpy(dst, s.ptr, (size_t)s.len);
     dst[s.len] = 0;
@@ -244,6 +245,8 @@ int als_model_decode(const void *blob, size_t len, als_model_t **out, char *errs
     const uint8_t *p = blob;
     if (len < 8 + 4 + 4 + 4 || memcmp(p, ALS_MODEL_MAGIC, 8) != 0)
         return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "not an Eddy ALS model");
+    if (core_be32(p + 8) == 0)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "model format 0 does not exist");
     if (core_be32(p + 8) > ALS_MODEL_FORMAT)
         return core_errf(CORE_ERR_UNSUPPORTED, errstr, errstr_size,
                          "model format %u is newer than this build (%d)", core_be32(p + 8),

@@ -515,6 +515,9 @@ static void test_idmap_interns_ids_densely_in_first_seen_order(void **state)
         assert_string_equal(als_idmap_name(&m, j), id);
     }
     assert_int_equal(als_idmap_find(&m, "nope", 4), -1);
+    /* Found by fuzz_model: an id with a NUL inside was stored shorter than
+     * its length and later compared past its end. */
+    assert_int_equal(als_idmap_intern(&m, "ab\0cd", 5), -1);
     /* Length is part of the key: "id-1" is not a prefix match of "id-12". */
     assert_int_equal(als_idmap_find(&m, "id-12", 4), 1);
     assert_int_equal(m.n, 5000);
