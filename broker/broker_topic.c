@@ -577,9 +577,10 @@ int broker_topics_create(broker_topics_t *ts, const char *name, int32_t npartiti
     }
     insert_topic(ts, t);
     if ((rc = topic_open_logs(ts, t, errstr, errstr_size))) {
-        /* leave it registered: broker_topics_delete can clean it up */
-        CORE_ERROR(MOD, "%s", errstr);
-        return rc;
+        /* never leave a topic with missing partitions registered */
+        CORE_ERROR(MOD, "%s; removing topic %s again", errstr, name);
+        broker_topics_delete(ts, name);
+        return rc == CORE_ERR_IO || rc == CORE_ERR_CORRUPT ? rc : CORE_ERR_IO;
     }
     CORE_INFO(MOD, "created topic %s (%" PRId32 " partitions, %d configs)", name, npartitions,
               nconfigs);

@@ -9,6 +9,9 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <sys/resource.h>
+
 #include "batch_builder.h"
 #include "broker/broker_topic.h"
 #include "core/core_err.h"
@@ -234,6 +237,42 @@ static void test_leftovers_of_interrupted_create_and_delete_are_removed(void **s
     assert_false(tu_file_exists(p));
 }
 
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_create_failing_midway_leaves_no_half_topic(void **state)
+{
+    fixture_t *f = *state;
+    char err[256] = "";
+    open_topics(f);
+    /* room for a few partitions' files, not for ten */
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)count_open_fds() + 10;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    int rc = create(f, "big", 10, NULL, err, sizeof err);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(err, "big"));
+    assert_null(broker_topics_find(f->t, "big", 3));
+    assert_int_equal(broker_topics_count(f->t), 0);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/topics/big", f->dir);
+    assert_false(tu_file_exists(p));
+    assert_int_equal(create(f, "big", 10, NULL, err, sizeof err), 0);
+    reopen(f);
+    assert_int_equal(broker_topics_find(f->t, "big", 3)->npartitions, 10);
+}
+
 static void test_damaged_topic_properties_stop_the_open(void **state)
 {
     fixture_t *f = *state;
@@ -262,6 +301,7 @@ int main(void)
         T(test_invalid_topic_names_and_configs_are_rejected),
         T(test_delete_removes_topic_and_survives_reopen),
         T(test_leftovers_of_interrupted_create_and_delete_are_removed),
+        T(test_create_failing_midway_leaves_no_half_topic),
         T(test_damaged_topic_properties_stop_the_open),
 #undef T
     };
