@@ -22,6 +22,9 @@
  *     id=abc. The first matching route wins (register specific ones first).
  *     A path that matches a route with another method answers 405 with an
  *     Allow header; no matching path answers 404 {"message":"Not Found"}.
+ *     HEAD is served by the GET route (MHD sends the headers only). Paths
+ *     and captures arrive percent-decoded; a route may set its own body
+ *     limit (core_http_route_ex).
  *   - The body is collected whole before the handler runs. A request whose
  *     Content-Length exceeds the server's body limit is answered 413 at once,
  *     before any body byte is read (MHD then closes that connection rather
@@ -33,8 +36,10 @@
  *   - Every request gets exactly one response. A handler that returns
  *     without replying produces 500 {"message":"handler did not reply"}.
  *   - The route table is frozen by core_http_start; it is read without locks.
- *   - Metrics are lock-free atomic counters; reading them for export is
- *     racy-but-monotonic (each counter is exact, a scrape is not a snapshot).
+ *   - Metrics are lock-free atomic counters, counted when the reply is
+ *     queued (latency = request headers to reply ready); reading them for
+ *     export is racy-but-monotonic (each counter exact, a scrape not a
+ *     snapshot). Requests dropped before a reply count as status "other".
  *
  * Threads
  *   - Handlers run on MHD's worker threads, concurrently with each other
