@@ -49,7 +49,7 @@ static void *ingest_thread(void *arg)
         for (; n < j->batch && k < per; n++, k++) {
             int64_t g = k * j->nthreads + j->thread;
             snprintf(id, sizeof id, "b%" PRId64, g);
-            snprintf(eid, sizeof eid, "u%" PRId64, g % 100000);
+            snprintf(eid, sizeof eid, "u%" PRId64, g % 10000);
             snprintf(tid, sizeof tid, "i%" PRId64, (g * 7919) % 20000);
             snprintf(props, sizeof props, "{\"rating\":%d}", (int)(g % 5) + 1);
             store_event_t e = {0};
@@ -108,6 +108,70 @@ static void *set_thread(void *arg)
     }
     redisFree(c);
     return NULL;
+}
+
+/* ---- point reads: one entity's latest 20 events, as GET /events.json does ---- */
+typedef struct reader {
+    store_t *s;
+    int n;
+    unsigned seed;
+    int64_t *lat_us; /* n latencies */
+    int64_t events;
+} reader_t;
+
+static int read_cb(const store_event_t *ev, void *opaque)
+{
+    ++*(int64_t *)opaque;
+    return 0;
+}
+
+static void *read_thread(void *arg)
+{
+    reader_t *rd = arg;
+    char eid[24];
+    for (int i = 0; i < rd->n; i++) {
+        snprintf(eid, sizeof eid, "u%u", rand_r(&rd->seed) % 10000);
+        store_find_t f;
+        store_find_init(&f);
+        f.entity_type = "user";
+        f.entity_id = eid;
+        f.limit = 20;
+        f.reversed = true;
+        int64_t t0 = core_mono_us();
+        store_event_find(rd->s, 1, 0, &f, read_cb, &rd->events, NULL);
+        rd->lat_us[i] = core_mono_us() - t0;
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Returns reads/s; *p99_us gets the 99th percentile latency. */
+static double run_reads(store_t *s, int threads, int per_thread, double *p99_us)
+{
+    reader_t rd[64];
+    pthread_t th[64];
+    int64_t *lat = calloc((size_t)threads * (size_t)per_thread, sizeof *lat);
+    int64_t t0 = core_mono_us();
+    for (int i = 0; i < threads; i++) {
+        rd[i] = (reader_t){.s = s,
+                           .n = per_thread,
+                           .seed = 42u + (unsigned)i,
+                           .lat_us = lat + (size_t)i * (size_t)per_thread};
+        pthread_create(&th[i], NULL, read_thread, &rd[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double secs = (double)(core_mono_us() - t0) / 1e6;
+    size_t n = (size_t)threads * (size_t)per_thread;
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    *p99_us = (double)lat[n * 99 / 100];
+    free(lat);
+    return (double)n / secs;
 }
 
 static double run(void *(*fn)(void *), store_t *s, const char *host, int port, int threads,
@@ -177,6 +241,8 @@ int main(int argc, char **argv)
     }
     char url[600], err[256];
     double r_always = 0, r_interval = 0, r_redis = 0, r_set = 0;
+    double reads_rocks = 0, p99_rocks = 0, reads_redis = 0, p99_redis = 0;
+    int nreads = 20000 / threads;
     for (int mode = 0; mode < 2; mode++) {
         store_opts_t o;
         store_opts_default(&o);
@@ -188,6 +254,8 @@ int main(int argc, char **argv)
             return 1;
         }
         double r = run(ingest_thread, s, NULL, 0, threads, events, batch);
+        if (mode == 1)
+            reads_rocks = run_reads(s, threads, nreads, &p99_rocks);
         store_close(s);
         if (mode == 0)
             r_always = r;
@@ -211,6 +279,7 @@ int main(int argc, char **argv)
             break;
     if (s) {
         r_redis = run(ingest_thread, s, NULL, 0, threads, events, batch);
+        reads_redis = run_reads(s, threads, nreads, &p99_redis);
         store_close(s);
         r_set = run(set_thread, NULL, "127.0.0.1", port, threads, events, batch);
     }
@@ -229,5 +298,10 @@ int main(int argc, char **argv)
     printf("| Redis engine (Lua batch, no persistence) | %.0f | %.2f |\n", r_redis,
            r_redis / r_set);
     printf("| peer: redis-server SET, 200 B, pipelined %d | %.0f | 1.00 |\n", batch, r_set);
+    printf("\n| point read: an entity's latest 20 events (%d threads) | reads/s | p99 |\n"
+           "|---|---|---|\n",
+           threads);
+    printf("| RocksDB engine | %.0f | %.2f ms |\n", reads_rocks, p99_rocks / 1000.0);
+    printf("| Redis engine | %.0f | %.2f ms |\n", reads_redis, p99_redis / 1000.0);
     return 0;
 }

@@ -236,11 +236,13 @@ static void wb_event(rocksdb_writebatch_t *wb, putlist_t *pl, bool del, int32_t 
         rocksdb_writebatch_delete(wb, (char *)k, kl);
     else
         pl_add(pl, k, kl, tv, 8, NULL, 0, false);
+    /* I carries a copy of the record: one entity's events (the Event API's
+     * commonest read) are then one range scan with no point lookups. */
     kl = k_time_id(k, k_entity(k, 'I', app, ch, et, etl, ei, eil), ms, id, idl);
     if (del)
         rocksdb_writebatch_delete(wb, (char *)k, kl);
     else
-        pl_add(pl, k, kl, NULL, 0, NULL, 0, false);
+        pl_add(pl, k, kl, rec, rec_len, NULL, 0, true);
     if (tt) {
         kl = k_time_id(k, k_entity(k, 'G', app, ch, tt, ttl, ti, til), ms, id, idl);
         if (del)
@@ -475,9 +477,12 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
     core_put_be64(lo + pl, store__time_key(f->start_ms));
     core_put_be64(hi + pl, store__time_key(f->until_ms));
 
-    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(r->db);
+    /* T and I values are records: the iterator's implicit snapshot is
+     * enough. G entries are pointers: their Gets read the same snapshot. */
+    const rocksdb_snapshot_t *snap = tag == 'G' ? rocksdb_create_snapshot(r->db) : NULL;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(ro, snap);
+    if (snap)
+        rocksdb_readoptions_set_snapshot(ro, snap);
     rocksdb_readoptions_set_iterate_lower_bound(ro, (char *)lo, pl + 8);
     rocksdb_readoptions_set_iterate_upper_bound(ro, (char *)hi, pl + 8);
     rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, ro);
@@ -498,10 +503,10 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
         const char *id = (const char *)k + pl + 8;
         size_t idl = kl - pl - 8;
         store_event_t ev;
-        if (tag == 'T') {
-            const char *v = rocksdb_iter_value(it, &vl);
-            err = store__rec_decode((const uint8_t *)v, vl, id, idl, &ev, &scratch);
-        } else {
+        const char *iv = rocksdb_iter_value(it, &vl);
+        if (tag == 'T' || (tag == 'I' && vl > 0)) {
+            err = store__rec_decode((const uint8_t *)iv, vl, id, idl, &ev, &scratch);
+        } else { /* G, or an I entry written without a copy */
             uint8_t tk[RDB_KEY_MAX];
             size_t tkl = k_head(tk, 'T', app, ch);
             memcpy(tk + tkl, k + pl, 8 + idl);
@@ -540,7 +545,8 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
     core_buf_fini(&scratch);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    rocksdb_release_snapshot(r->db, snap);
+    if (snap)
+        rocksdb_release_snapshot(r->db, snap);
     return err;
 }
 
@@ -824,6 +830,9 @@ static void check_index(rdb_t *r, const rocksdb_readoptions_t *ro, const uint8_t
             memcmp(wb.ptr, bb, bl))
             store__check_problem(rep, "app %d ch %d: %c entry of event %s names another entity",
                                  app, ch, tag, idtxt);
+        if (tag == 'I' && vl > 0 && (vl != rl || memcmp(v, rec, rl) != 0))
+            store__check_problem(rep, "app %d ch %d: I entry of event %s holds another record", app,
+                                 ch, idtxt);
         if (tag == 'P' && (vl < 1 || v[0] != op))
             store__check_problem(rep, "app %d ch %d: P entry of event %s has another op", app, ch,
                                  idtxt);
@@ -883,7 +892,8 @@ static int rdb_check(store_t *s, store_check_t *rep)
         err = io_err(r, e, NULL, 0, "iterate");
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    rocksdb_release_snapshot(r->db, snap);
+    if (snap)
+        rocksdb_release_snapshot(r->db, snap);
     return err;
 }
 
