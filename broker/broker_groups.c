@@ -604,6 +604,53 @@ broker_proto_res_t broker_groups_handle_describe_groups(broker_t *b, broker_req_
     return BROKER_PROTO_DONE;
 }
 
+typedef struct tp_ref {
+    char *group;
+    int32_t partition;
+} tp_ref_t;
+
+typedef struct tp_collect {
+    const char *topic;
+    tp_ref_t *v;
+    int n, cap;
+} tp_collect_t;
+
+static void collect_topic(void *arg, const char *group, const char *topic, int32_t partition,
+                          const broker_cg_offset_t *off)
+{
+    tp_collect_t *c = arg;
+    if (strcmp(topic, c->topic))
+        return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = core_xrealloc(c->v, (size_t)c->cap * sizeof *c->v);
+    }
+    c->v[c->n].group = core_xstrdup(group);
+    c->v[c->n].partition = partition;
+    c->n++;
+}
+
+void broker_groups_topic_deleted(broker_t *b, const char *topic)
+{
+    broker_groups_t *g = b->groups;
+    if (!g || !g->offsets)
+        return;
+    groups_apply(g);
+    tp_collect_t c = {.topic = topic};
+    broker_cg_offset_foreach(g->cg, NULL, collect_topic, &c);
+    int64_t last;
+    for (int i = 0; i < c.n; i++) {
+        if (broker_offsets_append_delete(g->offsets, c.v[i].group, topic, c.v[i].partition, &last))
+            CORE_WARN(MOD, "tombstone for %s/%s/%d failed", c.v[i].group, topic, c.v[i].partition);
+        free(c.v[i].group);
+    }
+    if (c.n) {
+        broker_dirty_add(b, broker_offsets_log(g->offsets));
+        CORE_INFO(MOD, "topic %s deleted: dropping %d committed offset(s)", topic, c.n);
+    }
+    free(c.v);
+}
+
 /* ---- timers ------------------------------------------------------------------------------------------------- */
 static void on_tick(uv_timer_t *t)
 {
@@ -1122,7 +1169,11 @@ int broker_groups_start(broker_t *b, char *errstr, size_t errstr_size)
     uv_timer_start(&g->tick, on_tick, BROKER_GROUPS_TICK_MS, BROKER_GROUPS_TICK_MS);
     uv_timer_start(&g->load, on_load, 0, 1); /* replays in steps between I/O rounds */
     uv_timer_start(&g->heads, on_heads, 0, (uint64_t)b->conf.lag_refresh_ms);
-    uv_timer_start(&g->retention, on_retention, 60000, 60000);
+    /* Retention/compaction check: every minute, or more often for short
+     * retentions (a tenth of it, at least every second). */
+    int64_t every = b->conf.offsets_retention_ms / 10;
+    every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+    uv_timer_start(&g->retention, on_retention, (uint64_t)every, (uint64_t)every);
     uv_signal_init(loop, &g->sigterm);
     uv_signal_init(loop, &g->sigint);
     g->sigterm.data = g->sigint.data = g;

@@ -75,6 +75,10 @@ int broker_groups_http_port(const broker_t *b);
 bool broker_groups_topic_allowed(broker_t *b, const char *name, size_t len, char *msg, size_t msgsz);
 bool broker_groups_group_allowed(broker_t *b, const char *name, size_t len, char *msg, size_t msgsz);
 
+/* A topic was deleted: tombstone every group's committed offsets for it
+ * (Kafka drops them too), so a re-created topic starts with no stale commits. */
+void broker_groups_topic_deleted(broker_t *b, const char *topic);
+
 /* Dispatch-table handlers. */
 broker_proto_res_t broker_groups_handle_find_coordinator(broker_t *b, broker_req_t *req, core_rd_t *rd);
 broker_proto_res_t broker_groups_handle_join(broker_t *b, broker_req_t *req, core_rd_t *rd);

@@ -903,6 +903,8 @@ static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, c
             if (rc) {
                 err = broker_proto_kerr(rc);
                 CORE_WARN("broker", "deleting topic %s failed: %s", cname, core_strerror(rc));
+            } else {
+                broker_groups_topic_deleted(b, cname); /* its committed offsets go too */
             }
             free(heap);
         }

@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/broker_offsets.h"
 #include "broker/broker_proto_group.h"
 
-static const int16_t apis[] = {8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const int16_t apis[] = {8, 9, 10, 11, 12, 13, 14, 15, 16, -1 /* __consumer_offsets record */};
 
 static void join_cb(void *arg, const broker_cg_join_resp_t *r)
 {
@@ -29,6 +30,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     int16_t api = apis[data[0] % (sizeof apis / sizeof *apis)];
     int16_t v = (int16_t)(data[1] % 8);
+    if (api < 0) {
+        /* key length (byte 1), key, then value (rest; empty = tombstone) */
+        size_t klen = data[1];
+        if (klen > size - 2)
+            klen = size - 2;
+        core_slice_t key = {data + 2, (int64_t)klen};
+        size_t vlen = size - 2 - klen;
+        core_slice_t val = {vlen ? data + 2 + klen : NULL, vlen ? (int64_t)vlen : -1};
+        broker_offsets_record_t r;
+        broker_offsets_record_decode(key, val, &r);
+        return 0;
+    }
     if (!broker_proto_group_supported(api, v))
         return 0;
     core_rd_t rd;

@@ -76,6 +76,15 @@ def main():
         print("caught up: group %s" % s["status"])
         st, doc = broker.http("/v3/kafka/local/consumer")
         assert GROUP in doc["consumers"], doc
+
+        # Deleting the topic drops the group's committed offsets (tombstones).
+        from kafka import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=broker.addr)
+        assert admin.list_consumer_group_offsets(GROUP), "offsets before deletion"
+        admin.delete_topics([TOPIC])
+        wait_for(lambda: not admin.list_consumer_group_offsets(GROUP), 10, "offsets dropped with the topic")
+        admin.close()
+        assert "dropping 1 committed offset" in broker.log()
         print("PASS")
     except Exception:
         print("--- broker log\n" + broker.log()[-5000:])
