@@ -9,6 +9,8 @@
  * commit flush, a RETRY runs again after it. File parts of Fetch answers are
  * read back (pread) so a bad slice shows up. Must never crash or leak.
  *
+ * The group coordinator is open too (no timers: a held JoinGroup/SyncGroup
+ * is cancelled as when its connection closes).
  * The state is recreated every FUZZ_RESET_EVERY inputs so topics that
  * inputs auto-create do not pile up; topics get at most 4 partitions.
  */
@@ -71,6 +73,12 @@ static void state_make(void)
     }
     if (broker_topics_create(g.b->topics, "t", 2, NULL, NULL, 0, false, err, sizeof err))
         abort();
+    /* The group coordinator without its timers/HTTP (no loop here): held
+     * JoinGroup/SyncGroup answers are cancelled below like a closed connection. */
+    if (broker_groups_open(g.b, err, sizeof err)) {
+        fprintf(stderr, "fuzz_request: broker_groups_open: %s\n", err);
+        abort();
+    }
 }
 
 static void at_exit(void)
@@ -137,6 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             b->acks_all_waiting--;
             res = BROKER_PROTO_DONE;
         }
+    }
+    if (res == BROKER_PROTO_PENDING) {
+        /* As if the connection closed while the request was held. */
+        if (!req.cancel)
+            abort(); /* a PENDING request must be cancellable */
+        req.cancel(&req, req.cancel_opaque);
     }
     if (res == BROKER_PROTO_DONE) {
         if ((int64_t)req.out.len < 8 || broker_req_out_size(&req) - 4 != (int64_t)core_be32(req.out.data))
