@@ -412,11 +412,21 @@ static bool parse_time_param(core_http_req_t *req, const char *name, int64_t *ms
     if (!v)
         return true;
     int16_t tz;
-    if (store_time_parse(v, strlen(v), ms, &tz) != 0) {
-        core_http_reply_error(req, 400, "Fail to extract %s %s", name, v);
-        return false;
+    size_t n = strlen(v);
+    if (store_time_parse(v, n, ms, &tz) == 0)
+        return true;
+    /* An unencoded '+' in a query string arrives as a space (compat-apis.md
+     * A.4 "URL gotcha"): read "...00:00:00 02:00" as "+02:00". */
+    char fixed[STORE_TIME_TEXT_MAX + 8];
+    const char *sp = strchr(v, ' ');
+    if (sp && n < sizeof(fixed) && !strchr(sp + 1, ' ')) {
+        memcpy(fixed, v, n + 1);
+        fixed[sp - v] = '+';
+        if (store_time_parse(fixed, n, ms, &tz) == 0)
+            return true;
     }
-    return true;
+    core_http_reply_error(req, 400, "Fail to extract %s %s", name, v);
+    return false;
 }
 
 static void h_events_find(core_http_req_t *req, void *user)

@@ -26,6 +26,8 @@
  *   - Bad query parameters (unparseable time, non-integer limit, bad boolean,
  *     reversed without both entity fields) answer 400, not PIO's 500.
  *   - `event` may be repeated (any of the names); PIO takes one.
+ *   - startTime/untilTime with an unencoded '+' (decoded as a space before
+ *     the offset) are read as '+' rather than refused.
  *   - A body with a Content-Type other than application/json gets 415 as in
  *     PIO; a body with no Content-Type is accepted as JSON.
  *   - A batch whose storage write fails answers HTTP 500 (PIO: 200 with a

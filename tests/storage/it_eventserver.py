@@ -206,6 +206,8 @@ def suite(name, srv, key, key_view_only, data_dir):
     check(s == 200 and [x["properties"]["n"] for x in j] == [10, 11, 12, 13, 14], "start inclusive, until exclusive: %r" % ((s, j),))
     s, j = fc.req("GET", "/events.json", params=[("startTime", "2018-01-01T01:00:10.000+01:00"), ("limit", "-1")])
     check(s == 200 and j[0]["properties"]["n"] == 10, "times compared as instants")
+    s, j, _ = fc.raw("GET", fc.url("/events.json", [("limit", "-1")]) + "&startTime=2018-01-01T01:00:10.000+01:00")
+    check(s == 200 and j[0]["properties"]["n"] == 10, "an unencoded '+' (a space) in a time is read as '+': %r" % s)
     s, j = fc.req("GET", "/events.json", params=[("startTime", "yesterday")])
     check(s == 400, "bad startTime -> 400: %r" % ((s, j),))
     s, j = fc.req("GET", "/events.json", params=[("entityType", "user"), ("entityId", "u1"), ("limit", "-1")])
