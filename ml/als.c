@@ -239,6 +239,22 @@ int als_chol_solve(double *A, double *b, int k)
     return 0;
 }
 
+/* Thread count for a parallel loop of about `flops` multiply-adds. An
+ * explicit p->threads is obeyed; with 0 (auto) small loops stay on fewer
+ * threads, because below a few milliseconds of work the barrier and the
+ * spin-waiting of idle OpenMP threads cost more than they save (measured on
+ * ml-100k: rank 10 took 3× longer on 2 threads). Results do not depend on
+ * the choice (see als.h, Determinism). */
+#define ALS_FLOPS_PER_THREAD 2e7
+static int pick_threads(const als_params_t *p, double flops)
+{
+    if (p->threads > 0)
+        return p->threads;
+    int max = omp_get_max_threads();
+    double want = 1 + flops / ALS_FLOPS_PER_THREAD;
+    return want >= max ? max : (int)want;
+}
+
 /* Per-thread scratch for one row's solve. */
 typedef struct als_scratch {
     double *A;  /* k*k */
@@ -415,7 +431,7 @@ static int compute_gram(const als_params_t *p, const als_factors_t *fixed, doubl
     double *parts = core_trymalloc(((size_t)nchunks + 1) * (size_t)k * k * sizeof(double));
     if (!parts)
         return CORE_ERR_NOMEM;
-    int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+    int threads = pick_threads(p, (double)fixed->n * k * k);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int32_t c = 0; c < nchunks; c++) {
         double *P = parts + (size_t)c * k * k;
@@ -464,7 +480,7 @@ int als_half_sweep(const als_params_t *p, const als_csr_t *rows, const als_facto
             return err;
         }
     }
-    int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+    int threads = pick_threads(p, (double)rows->nnz * k * k + (double)rows->nrows * k * k * k / 3);
     int failed = 0;
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads) reduction(| : failed)
@@ -518,7 +534,7 @@ double als_loss(const als_params_t *p, const als_csr_t *ui, const als_csr_t *iu,
     const int32_t nchunks_u = (nu + ALS_REDUCE_CHUNK - 1) / ALS_REDUCE_CHUNK;
     const int32_t nchunks_i = (ni + ALS_REDUCE_CHUNK - 1) / ALS_REDUCE_CHUNK;
     double *parts = core_xcalloc((size_t)nchunks_u + nchunks_i + 1, sizeof(double));
-    int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+    int threads = pick_threads(p, (double)ui->nnz * k + (double)nu * k * k);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int32_t c = 0; c < nchunks_u + nchunks_i; c++) {
         double acc = 0;

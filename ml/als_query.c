@@ -170,13 +170,19 @@ static bool shares_category(const als_model_t *m, int32_t item, const int32_t *s
     return false;
 }
 
+/* Excluded items carry NaN as their score: every "keep?" test below is
+ * written as !(score >= threshold), which is true for NaN, so exclusion
+ * costs no extra branch or mask in the hot loop. Real scores are finite
+ * (factors are validated finite on load). */
+#define ALS_EXCLUDED NAN
+
 int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popular,
                   core_buf_t *out, als_query_info_t *info)
 {
     const int32_t ni = m->items.n;
     memset(info, 0, sizeof(*info));
     float *scores = NULL;
-    uint8_t *excl = NULL;
+    uint8_t *qmask = NULL;
     als_scored_t *heap = NULL;
     int32_t *cats = NULL, *cblack = NULL;
     int ncats = 0, ncblack = 0;
@@ -187,20 +193,18 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
     if (ni == 0)
         goto answer_empty;
     scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
-    excl = core_trymalloc((size_t)ni);
     heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
-    if (!scores || !excl || !heap) {
+    if (!scores || !heap) {
         err = CORE_ERR_NOMEM;
         goto out;
     }
-    memset(excl, 0, (size_t)ni);
 
     if (q->kind == ALS_QUERY_USER) {
         int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
         if (u >= 0) {
             als_score_panel(als_row(&m->U, u), m->panel, ni, m->V.rank, scores);
             for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
-                excl[m->seen.idx[e]] = 1;
+                scores[m->seen.idx[e]] = ALS_EXCLUDED;
         } else {
             info->unknown_user = true;
             if (!unknown_popular)
@@ -210,10 +214,12 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
     } else {
         /* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖. */
         float *acc = NULL;
-        if (posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
+        qmask = core_trymalloc((size_t)ni);
+        if (!qmask || posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
             err = CORE_ERR_NOMEM;
             goto out;
         }
+        memset(qmask, 0, (size_t)ni);
         memset(acc, 0, (size_t)m->V.stride * sizeof(float));
         int known = 0;
         size_t j;
@@ -221,9 +227,9 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         json_array_foreach(q->items, j, e)
         {
             int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
-            if (i < 0 || excl[i])
+            if (i < 0 || qmask[i])
                 continue;
-            excl[i] = 1;
+            qmask[i] = 1;
             known++;
             if (m->item_norm[i] > 0) {
                 const float *y = als_row(&m->V, i);
@@ -239,7 +245,9 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         als_score_panel(acc, m->panel, ni, m->V.rank, scores);
         free(acc);
         for (int32_t i = 0; i < ni; i++)
-            scores[i] = m->item_norm[i] > 0 ? scores[i] / m->item_norm[i] : 0;
+            scores[i] = qmask[i]                ? ALS_EXCLUDED
+                        : m->item_norm[i] > 0 ? scores[i] / m->item_norm[i]
+                                              : 0;
         positive_only = true;
     }
     if (q->black) {
@@ -249,7 +257,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         {
             int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
             if (i >= 0)
-                excl[i] = 1;
+                scores[i] = ALS_EXCLUDED;
         }
     }
     cats = cat_set(m, q->categories, &ncats);
@@ -258,34 +266,46 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         goto answer_empty; /* no known category: nothing can share one */
 
     als_topk_init(&t, heap, q->num);
+    if (!q->categories && !ncblack && !q->white) {
+        /* Hot path: one compare per item against the worst kept score. */
+        float thr = -INFINITY;
+        for (int32_t i = 0; i < ni; i++) {
+            float sc = scores[i];
+            if (!(sc >= thr) || (positive_only && !(sc > 0)))
+                continue;
+            als_topk_push(&t, i, sc);
+            if (t.n == t.k)
+                thr = t.h[0].score;
+        }
+    } else {
 #define CONSIDER(i)                                                                      \
     do {                                                                                 \
-        if (excl[i])                                                                     \
-            break;                                                                       \
-        if (positive_only && !(scores[i] > 0))                                           \
+        float sc_ = scores[i];                                                           \
+        if (!(sc_ >= -INFINITY) || (positive_only && !(sc_ > 0)))                        \
             break;                                                                       \
         if (q->categories && !shares_category(m, i, cats, ncats))                        \
             break;                                                                       \
         if (ncblack && shares_category(m, i, cblack, ncblack))                           \
             break;                                                                       \
-        als_topk_push(&t, i, scores[i]);                                                 \
+        als_topk_push(&t, i, sc_);                                                       \
     } while (0)
-    if (q->white) {
-        size_t j;
-        json_t *e;
-        json_array_foreach(q->white, j, e)
-        {
-            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
-            if (i < 0)
-                continue;
-            CONSIDER(i);
-            excl[i] = 1; /* a repeated whitelist id is considered once */
+        if (q->white) {
+            size_t j;
+            json_t *e;
+            json_array_foreach(q->white, j, e)
+            {
+                int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+                if (i < 0)
+                    continue;
+                CONSIDER(i);
+                scores[i] = ALS_EXCLUDED; /* a repeated whitelist id is considered once */
+            }
+        } else {
+            for (int32_t i = 0; i < ni; i++)
+                CONSIDER(i);
         }
-    } else {
-        for (int32_t i = 0; i < ni; i++)
-            CONSIDER(i);
-    }
 #undef CONSIDER
+    }
     als_topk_sort(&t);
     core_buf_reserve(out, 32 + (size_t)t.n * 48);
     core_wr_raw(out, "{\"itemScores\":[", 15);
@@ -306,7 +326,7 @@ answer_empty:
     core_wr_raw(out, "{\"itemScores\":[]}", 17);
 out:
     free(scores);
-    free(excl);
+    free(qmask);
     free(heap);
     free(cats);
     free(cblack);
