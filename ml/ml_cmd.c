@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/core_alloc.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
 #include "core/core_log.h"
@@ -20,13 +22,15 @@
 #include "ml/als_pipeline.h"
 #include "ml/als_serve.h"
 #include "ml/als_query.h"
+#include "ml/als_sched.h"
 #include "ml/als_store.h"
 #include "storage/store.h"
 
 typedef struct ml_conf {
     char *app, *engine, *data, *store, *ratings, *items, *listen, *tolerance, *split, *holdout;
-    int64_t threads;
-    bool force, quiet;
+    char *cron;
+    int64_t threads, every_ms, reload_every_ms, poll_ms, runs;
+    bool force, quiet, once;
     core_strlist_t grid;
 } ml_conf_t;
 
@@ -84,6 +88,9 @@ static const core_opt_t serve_opts[] = {
     OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
     {"listen", CORE_OPT_STR, "127.0.0.1:8000", "HTTP listen address HOST:PORT",
      offsetof(ml_conf_t, listen)},
+    {"reload-every", CORE_OPT_DURATION, "0",
+     "check the store for a newer model this often and switch to it (0 = only on POST /reload)",
+     offsetof(ml_conf_t, reload_every_ms)},
     CORE_OPT_END,
 };
 
@@ -133,12 +140,13 @@ static int cmd_begin(const char *name, const core_opt_t *opts, const char *usage
 }
 
 static int load_input(const ml_conf_t *c, const als_engine_t *e, als_obs_t *obs,
-                      als_catlist_t *cats, char *err, size_t errsz)
+                      als_catlist_t *cats, int64_t *nevents, char *err, size_t errsz)
 {
     if (c->ratings) {
         int rc = als_load_movielens(obs, c->ratings, err, errsz);
         if (!rc && c->items)
             rc = als_load_movielens_items(cats, c->items, err, errsz);
+        *nevents = (int64_t)obs->n;
         return rc;
     }
     store_t *s;
@@ -147,6 +155,7 @@ static int load_input(const ml_conf_t *c, const als_engine_t *e, als_obs_t *obs,
         return rc;
     als_load_stats_t st;
     rc = als_store_load_events(s, e->app, e, obs, cats, &st, err, errsz);
+    *nevents = st.events;
     store_close(s);
     if (!rc)
         CORE_INFO("ml", "app %s: %lld events read (%lld unusable), %d users, %d items, %lld "
@@ -176,6 +185,97 @@ static void on_progress(void *opaque, int iter, double loss, double elapsed)
             elapsed);
 }
 
+/* One training run: read, train, gate, maybe promote, and record the run
+ * (ml/runs/...) whatever happened. Returns 0 (promoted), 3 (the gate kept
+ * the deployed model) or 1 (error). Messages go to out. */
+static int train_once(const ml_conf_t *c, const als_engine_t *e, double tol, bool force,
+                      const char *trigger, bool tty, FILE *out)
+{
+    char err[512] = "";
+    int rc = 1;
+    als_obs_t obs;
+    als_catlist_t cats;
+    als_obs_init(&obs);
+    als_catlist_init(&cats);
+    als_model_t *m = NULL, *old = NULL;
+    store_t *s = NULL;
+    als_run_t run;
+    memset(&run, 0, sizeof(run));
+    snprintf(run.app, sizeof(run.app), "%s", e->app);
+    snprintf(run.engine, sizeof(run.engine), "%s", e->id);
+    snprintf(run.trigger, sizeof(run.trigger), "%s", trigger);
+    run.start_ms = core_wall_ms();
+    if (load_input(c, e, &obs, &cats, &run.events, err, sizeof(err)))
+        goto fail;
+    progress_t pr = {e->params.iterations, 0, e->holdout > 0, tty};
+    als_train_stats_t st;
+    int64_t t0 = core_mono_us();
+    if (als_pipeline_train(e, &obs, &cats, (int)c->threads, on_progress, &pr, &m, &st, err,
+                           sizeof(err)))
+        goto fail;
+    m->trained_at_ms = core_wall_ms();
+    run.ratings = st.nnz;
+    run.nmetrics = m->nmetrics;
+    memcpy(run.metrics, m->metrics, sizeof(run.metrics));
+    fprintf(out,
+            "trained %s/%s: %d users, %d items, %lld ratings, rank %d, %d iterations, "
+            "%.2fs (final fit %.2fs)\n",
+            e->app, e->id, st.nusers, st.nitems, (long long)st.nnz, e->params.rank,
+            e->params.iterations, (double)(core_mono_us() - t0) / 1e6, st.final_seconds);
+    for (int j = 0; j < m->nmetrics; j++)
+        fprintf(out, "  holdout %-22s %.4f\n", m->metrics[j].name, m->metrics[j].value);
+    if (open_store(c, &s, err, sizeof(err)))
+        goto fail;
+    int lerr = als_store_model_load(s, e->app, e->id, &old, err, sizeof(err));
+    if (lerr && lerr != CORE_ERR_NOT_FOUND)
+        CORE_WARN("ml", "cannot read the deployed model (%s): gating against nothing", err);
+    char why[400];
+    bool promote = als_gate_check(m, old, tol, why, sizeof(why));
+    if (!promote && !force) {
+        fprintf(out, "quality gate: %s\n", why);
+        fprintf(out, "not promoted: still serving v%lld\n", (long long)old->version);
+        snprintf(run.reason, sizeof(run.reason), "%s", why);
+        run.version = old->version;
+        rc = 3;
+        goto record;
+    }
+    fprintf(out, "quality gate: %s%s\n", why, promote ? "" : " (overridden by --force)");
+    if (als_store_model_save(s, m, err, sizeof(err)))
+        goto fail;
+    fprintf(out, "promoted: model v%lld is now the deployed model for %s/%s\n",
+            (long long)m->version, e->app, e->id);
+    snprintf(run.reason, sizeof(run.reason), "%s%s", why, promote ? "" : " (forced)");
+    run.promoted = true;
+    run.version = m->version;
+    rc = 0;
+    goto record;
+fail:
+    fprintf(stderr, "eddy train: %s\n", err);
+    run.failed = true;
+    snprintf(run.reason, sizeof(run.reason), "%s", err);
+record:
+    run.end_ms = core_wall_ms();
+    /* The run history lives in the store: record it when a store is there
+     * (not for --ratings runs that failed before opening one). */
+    if (!s && (c->store || !c->ratings))
+        open_store(c, &s, err, sizeof(err));
+    if (s && als_run_record(s, &run) != CORE_OK)
+        CORE_WARN("ml", "could not record the training run");
+    store_close(s);
+    als_model_release(m);
+    als_model_release(old);
+    als_catlist_fini(&cats);
+    als_obs_fini(&obs);
+    return rc;
+}
+
+static int parse_tolerance(const char *txt, double *tol)
+{
+    char *end;
+    *tol = strtod(txt, &end);
+    return *end || end == txt || !(*tol >= 0) || *tol > 10 ? -1 : 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     ml_conf_t c;
@@ -187,82 +287,20 @@ int cmd_train(int argc, char **argv)
         "eddy train --app NAME --engine engine.json [--data DIR | --store URL] [--force]",
         "Trains an ALS model on the app's events (rate/buy for explicit engines, view/buy\n"
         "for implicit ones), measures it on a seeded holdout, and promotes it unless it is\n"
-        "worse than the deployed model by more than --tolerance (the quality gate). The\n"
-        "model is stored in the event store, versioned per (app, engine id); running\n"
-        "`eddy serve` instances pick it up on POST /reload.",
+        "worse than the deployed model by more than --tolerance (the quality gate; exit\n"
+        "status 3 when it keeps the old model). The model is stored in the event store,\n"
+        "versioned per (app, engine id); `eddy serve` picks it up on POST /reload or with\n"
+        "--reload-every. Every run is recorded (eddy schedule list).",
         argc, argv, &c, &e, pos, &npos);
     if (rc >= 0)
         goto out_conf;
-    rc = 1;
-    char err[512];
-    char *end;
-    double tol = strtod(c.tolerance, &end);
-    if (*end || !(tol >= 0) || tol > 10) {
-        fprintf(stderr, "eddy train: bad --tolerance '%s'\n", c.tolerance);
+    double tol;
+    if (npos || parse_tolerance(c.tolerance, &tol)) {
+        fprintf(stderr, "eddy train: %s\n", npos ? "unexpected argument" : "bad --tolerance");
         rc = 2;
         goto out_conf;
     }
-    als_obs_t obs;
-    als_catlist_t cats;
-    als_obs_init(&obs);
-    als_catlist_init(&cats);
-    als_model_t *m = NULL, *old = NULL;
-    store_t *s = NULL;
-    if (load_input(&c, &e, &obs, &cats, err, sizeof(err))) {
-        fprintf(stderr, "eddy train: %s\n", err);
-        goto out;
-    }
-    progress_t pr = {e.params.iterations, 0, e.holdout > 0,
-                     !c.quiet && isatty(STDERR_FILENO)};
-    als_train_stats_t st;
-    int64_t t0 = core_mono_us();
-    if (als_pipeline_train(&e, &obs, &cats, (int)c.threads, on_progress, &pr, &m, &st, err,
-                           sizeof(err))) {
-        fprintf(stderr, "eddy train: %s\n", err);
-        goto out;
-    }
-    m->trained_at_ms = core_wall_ms();
-    double secs = (double)(core_mono_us() - t0) / 1e6;
-    printf("trained %s/%s: %d users, %d items, %lld ratings, rank %d, %d iterations, "
-           "%.2fs (final fit %.2fs)\n",
-           e.app, e.id, st.nusers, st.nitems, (long long)st.nnz, e.params.rank,
-           e.params.iterations, secs, st.final_seconds);
-    for (int j = 0; j < m->nmetrics; j++)
-        printf("  holdout %-22s %.4f\n", m->metrics[j].name, m->metrics[j].value);
-    if ((rc = open_store(&c, &s, err, sizeof(err))) != CORE_OK) {
-        fprintf(stderr, "eddy train: %s\n", err);
-        rc = 1;
-        goto out;
-    }
-    rc = 1;
-    int lerr = als_store_model_load(s, e.app, e.id, &old, err, sizeof(err));
-    if (lerr && lerr != CORE_ERR_NOT_FOUND)
-        CORE_WARN("ml", "cannot read the deployed model (%s): gating against nothing", err);
-    char why[512];
-    bool promote = als_gate_check(m, old, tol, why, sizeof(why));
-    if (!promote && !c.force) {
-        printf("quality gate: %s\n", why);
-        printf("not promoted: still serving v%lld\n", (long long)old->version);
-        rc = 3;
-        goto out;
-    }
-    if (!promote)
-        printf("quality gate: %s (overridden by --force)\n", why);
-    else
-        printf("quality gate: %s\n", why);
-    if (als_store_model_save(s, m, err, sizeof(err))) {
-        fprintf(stderr, "eddy train: %s\n", err);
-        goto out;
-    }
-    printf("promoted: model v%lld is now the deployed model for %s/%s\n", (long long)m->version,
-           e.app, e.id);
-    rc = 0;
-out:
-    store_close(s);
-    als_model_release(m);
-    als_model_release(old);
-    als_catlist_fini(&cats);
-    als_obs_fini(&obs);
+    rc = train_once(&c, &e, tol, c.force, "manual", !c.quiet && isatty(STDERR_FILENO), stdout);
 out_conf:
     core_conf_free(train_opts, &c);
     return rc;
@@ -370,7 +408,8 @@ int cmd_eval(int argc, char **argv)
     als_catlist_init(&cats);
     uint8_t *sel = NULL;
     als_csr_t ui = {0}, iu = {0}, te = {0};
-    if (load_input(&c, &e, &obs, &cats, err, sizeof(err))) {
+    int64_t nevents;
+    if (load_input(&c, &e, &obs, &cats, &nevents, err, sizeof(err))) {
         fprintf(stderr, "eddy eval: %s\n", err);
         goto out;
     }
@@ -537,7 +576,34 @@ int cmd_serve(int argc, char **argv)
     CORE_INFO("ml", "serving %s/%s model v%lld on %s:%d", e.app, e.id,
               (long long)als_server_version(srv), host, als_server_port(srv));
     int sig;
-    sigwait(&set, &sig);
+    for (;;) {
+        if (c.reload_every_ms <= 0) {
+            sigwait(&set, &sig);
+            break;
+        }
+        struct timespec ts = {c.reload_every_ms / 1000, (c.reload_every_ms % 1000) * 1000000};
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig > 0)
+            break;
+        /* Poll: read only the "latest" pointer; load when it moved. */
+        store_t *s;
+        int64_t latest = 0;
+        if (open_store(&c, &s, err, sizeof(err)) == CORE_OK) {
+            als_store_latest_version(s, e.app, e.id, &latest);
+            store_close(s);
+        }
+        if (latest > als_server_version(srv)) {
+            als_model_t *nm;
+            if (serve_loader(&src, &nm, err, sizeof(err)) == CORE_OK) {
+                int64_t before = als_server_version(srv);
+                als_server_swap(srv, nm);
+                CORE_INFO("ml", "serving model v%lld (was v%lld)", (long long)latest,
+                          (long long)before);
+            } else {
+                CORE_WARN("ml", "cannot load model v%lld: %s", (long long)latest, err);
+            }
+        }
+    }
     CORE_INFO("ml", "signal %d: stopping", sig);
     als_server_free(srv);
     rc = 0;
@@ -626,5 +692,280 @@ int cmd_model(int argc, char **argv)
     rc = 0;
 out_conf:
     core_conf_free(model_opts, &c);
+    return rc;
+}
+
+/* ---- schedule ------------------------------------------------------------------------ */
+
+static const core_opt_t sched_opts[] = {
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
+    {"every", CORE_OPT_DURATION, "0", "train: run every DURATION (e.g. 1h, 30m)",
+     offsetof(ml_conf_t, every_ms)},
+    {"cron", CORE_OPT_STR, NULL, "train: cron expression in UTC, e.g. \"0 3 * * *\" or @daily",
+     offsetof(ml_conf_t, cron)},
+    {"tolerance", CORE_OPT_STR, "0.02", "train: quality-gate tolerance of the scheduled runs",
+     offsetof(ml_conf_t, tolerance)},
+    {"runs", CORE_OPT_INT, "5", "list: runs shown per engine", offsetof(ml_conf_t, runs)},
+    {"poll", CORE_OPT_DURATION, "5s", "run: how often the runner looks for due schedules",
+     offsetof(ml_conf_t, poll_ms)},
+    {"once", CORE_OPT_BOOL, "false", "run: one pass over the due schedules, then exit",
+     offsetof(ml_conf_t, once)},
+    CORE_OPT_END,
+};
+
+static void fmt_time(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_runs(store_t *s, const char *app, const char *engine, size_t max)
+{
+    als_run_t *runs = NULL;
+    size_t n = 0;
+    if (als_run_list(s, app, engine, max, &runs, &n) != CORE_OK || n == 0) {
+        printf("    (no runs recorded)\n");
+        free(runs);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const als_run_t *r = &runs[j];
+        char at[32], metric[ALS_MODEL_MAX_NAME + 48] = "";
+        fmt_time(r->start_ms, at, sizeof(at));
+        if (r->nmetrics)
+            snprintf(metric, sizeof(metric), " %s %.4f", r->metrics[0].name, r->metrics[0].value);
+        printf("    %s %-8s %6.1fs events %-9lld%s  %s v%lld: %s\n", at, r->trigger,
+               (double)(r->end_ms - r->start_ms) / 1000.0, (long long)r->events, metric,
+               r->failed ? "FAILED" : r->promoted ? "promoted" : "kept", (long long)r->version,
+               r->reason);
+    }
+    free(runs);
+}
+
+/* One pass of the runner: trains every due schedule, then moves it on. */
+static int sched_pass(const ml_conf_t *c)
+{
+    char err[512];
+    store_t *s;
+    if (open_store(c, &s, err, sizeof(err))) {
+        CORE_WARN("ml", "schedule: %s", err);
+        return 1;
+    }
+    als_sched_t *v = NULL;
+    size_t n = 0;
+    int rc = als_sched_list(s, &v, &n);
+    store_close(s);
+    if (rc)
+        return 1;
+    for (size_t j = 0; j < n; j++) {
+        int64_t now = core_wall_ms();
+        if (v[j].next_ms > now)
+            continue;
+        als_engine_t e;
+        int trc;
+        if (als_engine_parse(v[j].engine_json, strlen(v[j].engine_json), &e, err, sizeof(err))) {
+            CORE_WARN("ml", "schedule %s/%s: %s", v[j].app, v[j].engine, err);
+            trc = 1;
+        } else {
+            snprintf(e.app, sizeof(e.app), "%s", v[j].app);
+            CORE_INFO("ml", "schedule: training %s/%s", v[j].app, v[j].engine);
+            trc = train_once(c, &e, v[j].tolerance, false, "schedule", false, stdout);
+            fflush(stdout);
+        }
+        /* Move on from the time the run ended, re-reading the schedule: it
+         * may have been removed or replaced while we trained. */
+        if (open_store(c, &s, err, sizeof(err)) == CORE_OK) {
+            als_sched_t *cur = NULL;
+            size_t m = 0;
+            if (als_sched_list(s, &cur, &m) == CORE_OK) {
+                for (size_t k = 0; k < m; k++)
+                    if (!strcmp(cur[k].app, v[j].app) && !strcmp(cur[k].engine, v[j].engine) &&
+                        cur[k].created_ms == v[j].created_ms) {
+                        cur[k].next_ms = als_sched_next(&cur[k], core_wall_ms());
+                        if (cur[k].next_ms < 0)
+                            cur[k].next_ms = INT64_MAX;
+                        als_sched_put(s, &cur[k], err, sizeof(err));
+                    }
+                for (size_t k = 0; k < m; k++)
+                    als_sched_fini(&cur[k]);
+                free(cur);
+            }
+            store_close(s);
+        }
+        (void)trc;
+    }
+    for (size_t j = 0; j < n; j++)
+        als_sched_fini(&v[j]);
+    free(v);
+    return 0;
+}
+
+int cmd_schedule(int argc, char **argv)
+{
+    ml_conf_t c;
+    char err[512];
+    char *pos[argc + 1];
+    int npos = 0, rc = 2;
+    bool help = false;
+    memset(&c, 0, sizeof(c));
+    core_conf_defaults(sched_opts, &c, err, sizeof(err));
+    if (core_conf_parse_args(sched_opts, &c, argc, argv, pos, &npos, &help, err, sizeof(err))) {
+        fprintf(stderr, "eddy schedule: %s\n", err);
+        goto out;
+    }
+    if (help || npos != 1) {
+        core_conf_usage(help ? stdout : stderr,
+                        "eddy schedule train --app NAME --engine engine.json (--every 1h | --cron "
+                        "\"0 3 * * *\") | list | remove --app NAME --engine engine.json | run",
+                        "Retraining schedules, kept in the event store: `train` registers one\n"
+                        "(the engine.json text is stored with it), `list` shows schedules and\n"
+                        "their recent runs (start, duration, events used, metric, promoted or\n"
+                        "kept and why), `remove` deletes one, `run` is the runner that trains\n"
+                        "what is due (start it next to the event server; serve with\n"
+                        "--reload-every to pick promoted models up).",
+                        sched_opts);
+        rc = help ? 0 : 2;
+        goto out;
+    }
+    const char *sub = pos[0];
+    store_t *s = NULL;
+    if (!strcmp(sub, "train") || !strcmp(sub, "remove")) {
+        als_engine_t e;
+        if (als_engine_load(c.engine, &e, err, sizeof(err))) {
+            fprintf(stderr, "eddy schedule: %s\n", err);
+            goto out;
+        }
+        if (c.app)
+            snprintf(e.app, sizeof(e.app), "%s", c.app);
+        if (!e.app[0]) {
+            fprintf(stderr, "eddy schedule: no app: give --app NAME or datasource.params.appName\n");
+            goto out;
+        }
+        if (open_store(&c, &s, err, sizeof(err))) {
+            fprintf(stderr, "eddy schedule: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        if (!strcmp(sub, "remove")) {
+            int r = als_sched_delete(s, e.app, e.id);
+            if (r)
+                fprintf(stderr, "eddy schedule: no schedule for %s/%s\n", e.app, e.id);
+            else
+                printf("removed the schedule of %s/%s\n", e.app, e.id);
+            rc = r ? 1 : 0;
+            goto out;
+        }
+        als_sched_t sc;
+        memset(&sc, 0, sizeof(sc));
+        double tol;
+        if ((c.every_ms > 0) == (c.cron != NULL) || parse_tolerance(c.tolerance, &tol)) {
+            fprintf(stderr, "eddy schedule train: give exactly one of --every or --cron (and a "
+                            "valid --tolerance)\n");
+            goto out;
+        }
+        if (c.every_ms > 0 && c.every_ms < ALS_SCHED_MIN_EVERY_MS) {
+            fprintf(stderr, "eddy schedule train: --every must be at least 1s\n");
+            goto out;
+        }
+        if (c.cron) {
+            als_cron_t cr;
+            if (als_cron_parse(c.cron, &cr, err, sizeof(err)) || strlen(c.cron) >= sizeof(sc.cron)) {
+                fprintf(stderr, "eddy schedule train: %s\n", err);
+                goto out;
+            }
+            snprintf(sc.cron, sizeof(sc.cron), "%s", c.cron);
+        }
+        /* Store the engine.json text: the runner must not depend on this path. */
+        FILE *f = fopen(c.engine, "rb");
+        char *txt = core_xmalloc(ALS_SCHED_MAX_ENGINE_JSON + 1);
+        size_t tl = f ? fread(txt, 1, ALS_SCHED_MAX_ENGINE_JSON, f) : 0;
+        if (f)
+            fclose(f);
+        txt[tl] = 0;
+        snprintf(sc.app, sizeof(sc.app), "%s", e.app);
+        snprintf(sc.engine, sizeof(sc.engine), "%s", e.id);
+        sc.every_ms = c.every_ms;
+        sc.tolerance = tol;
+        sc.created_ms = core_wall_ms();
+        sc.next_ms = als_sched_next(&sc, sc.created_ms);
+        sc.engine_json = txt;
+        rc = als_sched_put(s, &sc, err, sizeof(err)) ? 1 : 0;
+        char next[32];
+        fmt_time(sc.next_ms, next, sizeof(next));
+        if (rc)
+            fprintf(stderr, "eddy schedule: %s\n", err);
+        else if (sc.cron[0])
+            printf("scheduled %s/%s with cron \"%s\" (UTC); next run %s (by `eddy schedule run`)\n",
+                   sc.app, sc.engine, sc.cron, next);
+        else
+            printf("scheduled %s/%s every %llds; next run %s (by `eddy schedule run`)\n", sc.app,
+                   sc.engine, (long long)(sc.every_ms / 1000), next);
+        als_sched_fini(&sc);
+        goto out;
+    }
+    if (!strcmp(sub, "list")) {
+        if (open_store(&c, &s, err, sizeof(err))) {
+            fprintf(stderr, "eddy schedule: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        als_sched_t *v = NULL;
+        size_t n = 0;
+        if (als_sched_list(s, &v, &n)) {
+            fprintf(stderr, "eddy schedule: cannot read schedules\n");
+            rc = 1;
+            goto out;
+        }
+        if (n == 0)
+            printf("no schedules\n");
+        for (size_t j = 0; j < n; j++) {
+            char next[32];
+            fmt_time(v[j].next_ms, next, sizeof(next));
+            if (v[j].cron[0])
+                printf("%s/%s  cron \"%s\"  next %s  tolerance %.1f%%\n", v[j].app, v[j].engine,
+                       v[j].cron, next, v[j].tolerance * 100);
+            else
+                printf("%s/%s  every %llds  next %s  tolerance %.1f%%\n", v[j].app, v[j].engine,
+                       (long long)(v[j].every_ms / 1000), next, v[j].tolerance * 100);
+            print_runs(s, v[j].app, v[j].engine, c.runs > 0 ? (size_t)c.runs : 5);
+            als_sched_fini(&v[j]);
+        }
+        free(v);
+        /* Runs of one engine (also manual ones) when asked for by name. */
+        if (c.app) {
+            als_engine_t e;
+            if (als_engine_load(c.engine, &e, err, sizeof(err)) == CORE_OK) {
+                printf("runs of %s/%s:\n", c.app, e.id);
+                print_runs(s, c.app, e.id, c.runs > 0 ? (size_t)c.runs : 5);
+            }
+        }
+        rc = 0;
+        goto out;
+    }
+    if (!strcmp(sub, "run")) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        CORE_INFO("ml", "schedule runner: polling every %lldms", (long long)c.poll_ms);
+        for (;;) {
+            sched_pass(&c);
+            if (c.once)
+                break;
+            int64_t p = c.poll_ms > 0 ? c.poll_ms : 5000;
+            struct timespec ts = {p / 1000, (p % 1000) * 1000000};
+            if (sigtimedwait(&set, NULL, &ts) > 0)
+                break;
+        }
+        rc = 0;
+        goto out;
+    }
+    fprintf(stderr, "eddy schedule: unknown subcommand '%s' (train, list, remove, run)\n", sub);
+out:
+    store_close(s);
+    core_conf_free(sched_opts, &c);
     return rc;
 }
