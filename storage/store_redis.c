@@ -120,6 +120,25 @@ static const char DELETE_LUA[] =
     "end\n"
     "return 1\n";
 
+/* One page of a find in one round trip: ARGV zset, hash, ZRANGEBYSCORE or
+ * ZREVRANGEBYSCORE, from, to, skip, count. Returns id, score, record
+ * triples (record nil when deleted between the two reads). */
+static const char FIND_LUA[] =
+    "local ids = redis.call(ARGV[3], ARGV[1], ARGV[4], ARGV[5], 'WITHSCORES', 'LIMIT', "
+    "ARGV[6], ARGV[7])\n"
+    "local out = {}\n"
+    "local n = #ids / 2\n"
+    "if n == 0 then return out end\n"
+    "local names = {}\n"
+    "for i = 1, n do names[i] = ids[2 * i - 1] end\n"
+    "local recs = redis.call('HMGET', ARGV[2], unpack(names))\n"
+    "for i = 1, n do\n"
+    "  out[3 * i - 2] = ids[2 * i - 1]\n"
+    "  out[3 * i - 1] = ids[2 * i]\n"
+    "  out[3 * i] = recs[i]\n"
+    "end\n"
+    "return out\n";
+
 typedef struct rds {
     char host[256];
     int port, db;
@@ -128,7 +147,7 @@ typedef struct rds {
     pthread_cond_t cv;
     redisContext **idle;
     int nidle, total, max;
-    char commit_sha[64], del_sha[64];
+    char commit_sha[64], del_sha[64], find_sha[64];
 } rds_t;
 
 /* ---- connections --------------------------------------------------------------- */
@@ -221,9 +240,9 @@ static int rds_cmd(rds_t *r, int argc, const char **argv, const size_t *argvlen,
 
 static int rds_load_scripts(rds_t *r, char *errstr, size_t errstr_size)
 {
-    const char *scripts[2] = {COMMIT_LUA, DELETE_LUA};
-    char *shas[2] = {r->commit_sha, r->del_sha};
-    for (int i = 0; i < 2; i++) {
+    const char *scripts[3] = {COMMIT_LUA, DELETE_LUA, FIND_LUA};
+    char *shas[3] = {r->commit_sha, r->del_sha, r->find_sha};
+    for (int i = 0; i < 3; i++) {
         const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
         size_t lens[3] = {6, 4, strlen(scripts[i])};
         redisReply *rep;
@@ -583,41 +602,57 @@ static int rds_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
      * (its bound moves), skipping the members already read at that score,
      * so reading N events costs O(N log N) instead of O(N^2) for offsets. */
     long long skip = 0;
+    char hkey[40];
+    memcpy(hkey, base, bl);
+    hkey[bl] = 'r';
     for (; !stop;) {
         snprintf(off, sizeof off, "%lld", skip);
         snprintf(cnt, sizeof cnt, "%d", RDS_PAGE);
-        const char *argv[8] = {f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE",
-                               key,
-                               f->reversed ? hi : lo,
-                               f->reversed ? lo : hi,
-                               "WITHSCORES",
-                               "LIMIT",
-                               off,
-                               cnt};
-        size_t lens[8];
-        for (int i = 0; i < 8; i++)
-            lens[i] = i == 1 ? kl : strlen(argv[i]);
-        redisReply *ids;
-        if ((err = rds_cmd(r, 8, argv, lens, &ids, NULL, 0)))
+        const char *argv[10] = {NULL,
+                                NULL,
+                                NULL,
+                                key,
+                                hkey,
+                                f->reversed ? "ZREVRANGEBYSCORE" : "ZRANGEBYSCORE",
+                                f->reversed ? hi : lo,
+                                f->reversed ? lo : hi,
+                                off,
+                                cnt};
+        size_t lens[10];
+        for (int i = 3; i < 10; i++)
+            lens[i] = i == 3 ? kl : i == 4 ? bl + 1 : strlen(argv[i]);
+        redisReply *rep;
+        if ((err = rds_eval(r, r->find_sha, 10, argv, lens, &rep, NULL, 0)))
             break;
-        if (ids->type != REDIS_REPLY_ARRAY || ids->elements % 2) {
-            freeReplyObject(ids);
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3) {
+            freeReplyObject(rep);
             err = CORE_ERR_IO;
             break;
         }
-        size_t n = ids->elements / 2;
-        err = rds_fetch(r, base, bl, ids, true, find_one, &fc, &stop);
+        size_t n = rep->elements / 3;
+        for (size_t i = 0; i < n && !stop; i++) {
+            redisReply *id = rep->element[3 * i], *v = rep->element[3 * i + 2];
+            if (v->type != REDIS_REPLY_STRING)
+                continue; /* deleted meanwhile */
+            int rc =
+                find_one(id->str, (size_t)id->len, (const uint8_t *)v->str, (size_t)v->len, 0, &fc);
+            if (rc < 0) {
+                err = CORE_ERR_CORRUPT;
+                break;
+            }
+            stop = rc > 0;
+        }
         if (!err && n == RDS_PAGE) {
             /* the next page starts at the last score, inclusive */
-            const char *last = ids->element[2 * n - 1]->str;
+            const char *last = rep->element[3 * n - 2]->str;
             long long same = 0;
-            for (size_t i = n; i-- > 0 && !strcmp(ids->element[2 * i + 1]->str, last);)
+            for (size_t i = n; i-- > 0 && !strcmp(rep->element[3 * i + 1]->str, last);)
                 same++;
             char *bound = f->reversed ? hi : lo;
             skip = (size_t)same == n && !strcmp(bound, last) ? skip + same : same;
             snprintf(bound, 32, "%s", last);
         }
-        freeReplyObject(ids);
+        freeReplyObject(rep);
         if (err || n < RDS_PAGE)
             break;
     }
