@@ -897,6 +897,26 @@ void broker_cg_sync(broker_cg_t *cg, const broker_cg_sync_req_t *req, int64_t no
     }
 }
 
+int broker_cg_fail_held(broker_cg_t *cg, int16_t err)
+{
+    int n = 0;
+    HTAB_FOREACH(&cg->groups, x) {
+        cg_group_t *g = (cg_group_t *)x;
+        for (int i = 0; i < g->nmembers; i++) {
+            cg_member_t *m = g->members[i];
+            if (m->join_cb) {
+                join_answer_error(m, err);
+                n++;
+            }
+            if (m->sync_cb) {
+                sync_answer(m, err);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 void broker_cg_cancel(broker_cg_t *cg, void *arg)
 {
     HTAB_FOREACH(&cg->groups, x) {

@@ -211,6 +211,12 @@ typedef void broker_cg_sync_cb(void *arg, const broker_cg_sync_resp_t *resp);
 void broker_cg_sync(broker_cg_t *cg, const broker_cg_sync_req_t *req, int64_t now_ms,
                     broker_cg_sync_cb *cb, void *arg);
 
+/* Answers every held JoinGroup/SyncGroup with err now (shutdown: the broker
+ * answers NOT_COORDINATOR so clients look the coordinator up again and
+ * rejoin once it is back, instead of waiting out their request timeout).
+ * Returns how many were answered. */
+int broker_cg_fail_held(broker_cg_t *cg, int16_t err);
+
 /* Forgets a held JoinGroup/SyncGroup whose requester went away (connection
  * closed); its callback will not run. No-op if none is held for arg. */
 void broker_cg_cancel(broker_cg_t *cg, void *arg);

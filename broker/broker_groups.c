@@ -73,6 +73,7 @@ struct broker_groups {
     char last_rejected[256];
     int64_t last_rejected_ms;
     bool load_done, load_failed;
+    bool stopping;            /* SIGTERM seen: group requests answer NOT_COORDINATOR */
 
     uv_timer_t tick, load, complete, heads, retention;
     uv_signal_t sigterm, sigint; /* shutdown begins: stop HTTP before the loop's handles close */
@@ -381,8 +382,9 @@ broker_proto_res_t broker_groups_handle_join(broker_t *b, broker_req_t *req, cor
     h->req = req;
     h->version = v;
     h->in_call = true;
-    if (!group_slice_allowed(b, jr.group_id, NULL, 0)) {
-        broker_cg_join_resp_t r = {.error_code = BROKER_CG_ERR_INVALID_GROUP_ID,
+    if (g->stopping || !group_slice_allowed(b, jr.group_id, NULL, 0)) {
+        broker_cg_join_resp_t r = {.error_code = g->stopping ? BROKER_CG_ERR_NOT_COORDINATOR
+                                                             : BROKER_CG_ERR_INVALID_GROUP_ID,
                                    .generation_id = -1, .protocol_name = "", .leader = "",
                                    .member_id = ""};
         join_cb(h, &r);
@@ -419,8 +421,9 @@ broker_proto_res_t broker_groups_handle_sync(broker_t *b, broker_req_t *req, cor
     h->req = req;
     h->version = v;
     h->in_call = true;
-    if (!group_slice_allowed(b, sr.group_id, NULL, 0)) {
-        broker_cg_sync_resp_t r = {.error_code = BROKER_CG_ERR_INVALID_GROUP_ID};
+    if (g->stopping || !group_slice_allowed(b, sr.group_id, NULL, 0)) {
+        broker_cg_sync_resp_t r = {.error_code = g->stopping ? BROKER_CG_ERR_NOT_COORDINATOR
+                                                             : BROKER_CG_ERR_INVALID_GROUP_ID};
         sync_cb(h, &r);
     } else {
         broker_cg_sync(g->cg, &sr, req->now_ms, sync_cb, h);
@@ -1153,7 +1156,15 @@ static void http_stop(broker_groups_t *g)
 
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
-    http_stop(s->data);
+    broker_groups_t *g = s->data;
+    http_stop(g);
+    /* This coordinator is going away: held JoinGroup/SyncGroup answer
+     * NOT_COORDINATOR now (clients re-discover it and rejoin after the
+     * restart) instead of holding up the network layer's drain. */
+    g->stopping = true;
+    int n = broker_cg_fail_held(g->cg, BROKER_CG_ERR_NOT_COORDINATOR);
+    if (n)
+        CORE_INFO(MOD, "shutdown: answered %d held group request(s) with NOT_COORDINATOR", n);
 }
 
 int broker_groups_start(broker_t *b, char *errstr, size_t errstr_size)

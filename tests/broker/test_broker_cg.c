@@ -557,6 +557,25 @@ static void test_cancel_forgets_held_join(void **state)
     broker_cg_free(cg);
 }
 
+static void test_fail_held_answers_waiting_join_and_sync(void **state)
+{
+    broker_cg_t *cg = new_cg(0);
+    rec_t a, b, sb;
+    join(cg, 2, "g", "", 0, &a);
+    join(cg, 2, "g", "", 1, &b); /* b held: a has not rejoined */
+    assert_int_equal(b.calls, 0);
+    assert_int_equal(broker_cg_fail_held(cg, BROKER_CG_ERR_NOT_COORDINATOR), 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.err, BROKER_CG_ERR_NOT_COORDINATOR);
+    join(cg, 2, "g", a.member_id, 2, &a);
+    join(cg, 2, "g", b.member_id, 3, &b);
+    sync_(cg, "g", a.gen, b.member_id, NULL, 0, 4, &sb); /* follower sync held */
+    assert_int_equal(sb.calls, 0);
+    assert_int_equal(broker_cg_fail_held(cg, BROKER_CG_ERR_NOT_COORDINATOR), 1);
+    assert_int_equal(sb.err, BROKER_CG_ERR_NOT_COORDINATOR);
+    broker_cg_free(cg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_describe_reports_members_and_unknown_group_as_dead),
         cmocka_unit_test(test_owner_decodes_consumer_assignment),
         cmocka_unit_test(test_cancel_forgets_held_join),
+        cmocka_unit_test(test_fail_held_answers_waiting_join_and_sync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
