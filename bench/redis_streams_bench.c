@@ -12,6 +12,7 @@
  *
  * Output lines have the same shape as broker_bench's (run-broker.sh joins them).
  * usage: redis_streams_bench --port P [--records N] [--rate R] [--duration S]
+ *                            [--only throughput|latency]
  */
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 {
     long records = 1000000, rate = 10000;
     double duration = 5;
+    const char *only = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port"))
             port = atoi(argv[i + 1]);
@@ -214,16 +216,25 @@ int main(int argc, char **argv)
             rate = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--duration"))
             duration = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only"))
+            only = argv[i + 1];
         else {
             fprintf(stderr, "usage: redis_streams_bench --port P [--records N] [--rate R] "
-                            "[--duration S]\n");
+                            "[--duration S] [--only throughput|latency]\n");
             return 2;
         }
     }
-    bench_produce(records, 1);
-    bench_produce(records, 8);
-    bench_consume(1);
-    bench_consume(8);
-    bench_latency(rate, duration);
+    if (rate < 1 || duration <= 0 || records < 1) {
+        fprintf(stderr, "redis_streams_bench: --records, --rate and --duration must be positive\n");
+        return 2;
+    }
+    if (!only || !strcmp(only, "throughput")) {
+        bench_produce(records, 1);
+        bench_produce(records, 8);
+        bench_consume(1);
+        bench_consume(8);
+    }
+    if (!only || !strcmp(only, "latency"))
+        bench_latency(rate, duration);
     return 0;
 }
