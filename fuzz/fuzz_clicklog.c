@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobs/clicklog/clicklog_avro.h"
 #include "jobs/clicklog/clicklog_parse.h"
 
 static void check_inside(const uint8_t *data, size_t size, clicklog_str_t s)
@@ -27,6 +28,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!rec.pairs[i].key.n)
                 abort(); /* empty keys are never accepted */
         }
+        /* every click of an accepted line encodes within the advertised bound, or says why not */
+        size_t cap = CLICKLOG_AVRO_MAX(size);
+        uint8_t *out = malloc(cap);
+        for (int e = rec.nelems ? 0 : -1; e < rec.nelems; e++) {
+            reason[0] = 0;
+            size_t n = clicklog_avro_encode(&rec, e, 7, out, cap, reason, sizeof reason);
+            if ((n == 0 && !reason[0]) || n > cap)
+                abort();
+            if (n == 0 && strstr(reason, "too small"))
+                abort(); /* the bound must always suffice */
+        }
+        free(out);
     } else if (!reason[0]) {
         abort(); /* every rejection carries a reason */
     }

@@ -131,8 +131,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-static int host_emit(eddy_ctx_t *pub, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len)
+static int host_emit_headers(eddy_ctx_t *pub, const char *topic, const void *key, size_t key_len,
+                             const void *value, size_t value_len, const eddy_header_t *headers,
+                             size_t header_count)
 {
     rt_ctx_t *c = (rt_ctx_t *)pub;
     if (!topic || !*topic || strlen(topic) > 249)
@@ -156,13 +157,29 @@ static int host_emit(eddy_ctx_t *pub, const char *topic, const void *key, size_t
             return ctx_fail(c, CORE_ERR_IO, "producer: %s", es);
         }
     }
+    if (header_count > 64)
+        return ctx_fail(c, CORE_ERR_INVAL, "eddy_emit: more than 64 headers");
     for (;;) {
+        /* producev takes ownership of the header list only on success */
+        rd_kafka_headers_t *hdrs = NULL;
+        if (header_count) {
+            hdrs = rd_kafka_headers_new(header_count);
+            for (size_t i = 0; i < header_count; i++)
+                if (!headers[i].key ||
+                    rd_kafka_header_add(hdrs, headers[i].key, -1, headers[i].value,
+                                        (ssize_t)headers[i].value_len)) {
+                    rd_kafka_headers_destroy(hdrs);
+                    return ctx_fail(c, CORE_ERR_INVAL, "eddy_emit: invalid header %zu", i);
+                }
+        }
         rd_kafka_resp_err_t e = rd_kafka_producev(
             c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
             RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!e)
             break;
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return ctx_fail(c, CORE_ERR_IO, "eddy_emit to %s: %s", topic, rd_kafka_err2str(e));
         rd_kafka_poll(c->producer, 10); /* back pressure: wait for deliveries */
@@ -170,6 +187,12 @@ static int host_emit(eddy_ctx_t *pub, const char *topic, const void *key, size_t
     rd_kafka_poll(c->producer, 0);
     c->res->emitted++;
     return 0;
+}
+
+static int host_emit(eddy_ctx_t *pub, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len)
+{
+    return host_emit_headers(pub, topic, key, key_len, value, value_len, NULL, 0);
 }
 
 static char *dup_opt(const char *s)
@@ -363,6 +386,7 @@ static const eddy_host_api_t host_api = {
     .state_get = host_state_get,
     .state_put = host_state_put,
     .state_del = host_state_del,
+    .emit_headers = host_emit_headers,
 };
 
 /* ---- reading the range ---------------------------------------------------- */

@@ -115,6 +115,11 @@ typedef struct eddy_host_api {
     int (*state_put)(eddy_ctx_t *ctx, const void *key, size_t key_len, const void *value,
                      size_t value_len);
     int (*state_del)(eddy_ctx_t *ctx, const void *key, size_t key_len);
+    /* Appended in ABI 1 (check api->size, see eddy_emit_with_headers): emit
+     * with record headers (e.g. the reason a dead-letter record was rejected). */
+    int (*emit_headers)(eddy_ctx_t *ctx, const char *topic, const void *key, size_t key_len,
+                        const void *value, size_t value_len, const eddy_header_t *headers,
+                        size_t header_count);
 } eddy_host_api_t;
 
 /* The context handed to every callback. The host owns it; a job may use
@@ -158,6 +163,18 @@ static inline int eddy_emit(eddy_ctx_t *ctx, const char *topic, const void *key,
                             const void *value, size_t value_len)
 {
     return ctx->api->emit(ctx, topic, key, key_len, value, value_len);
+}
+
+/* Produces a record with headers (keys NUL-terminated, values any bytes).
+ * Returns -1 on a host too old to have it (api->size says which fields exist). */
+static inline int eddy_emit_with_headers(eddy_ctx_t *ctx, const char *topic, const void *key,
+                                         size_t key_len, const void *value, size_t value_len,
+                                         const eddy_header_t *headers, size_t header_count)
+{
+    if (ctx->api->size < offsetof(eddy_host_api_t, emit_headers) + sizeof ctx->api->emit_headers)
+        return -1;
+    return ctx->api->emit_headers(ctx, topic, key, key_len, value, value_len, headers,
+                                  header_count);
 }
 
 /* Buffers an event for the store (exactly once). source is the input record

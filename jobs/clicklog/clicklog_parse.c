@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "core/core_err.h"
+#include <stdio.h>
 
 #define B 0x02
 #define C 0x03
@@ -47,9 +47,9 @@ int clicklog_parse_time(const char *s, size_t n, int64_t *ms, int *tz_offset_min
         s[7] != '-' || digits(s + 8, n - 8, 2, &d) || (s[10] != 'T' && s[10] != ' ') ||
         digits(s + 11, n - 11, 2, &h) || s[13] != ':' || digits(s + 14, n - 14, 2, &mi) ||
         s[16] != ':' || digits(s + 17, n - 17, 2, &se))
-        return CORE_ERR_MALFORMED;
+        return CLICKLOG_EMALFORMED;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60)
-        return CORE_ERR_MALFORMED;
+        return CLICKLOG_EMALFORMED;
     size_t i = 19;
     if (i < n && s[i] == '.') {
         i++;
@@ -61,7 +61,7 @@ int clicklog_parse_time(const char *s, size_t n, int64_t *ms, int *tz_offset_min
             i++;
         }
         if (!nd)
-            return CORE_ERR_MALFORMED;
+            return CLICKLOG_EMALFORMED;
         for (; nd < 3; nd++)
             frac *= 10;
     }
@@ -72,23 +72,23 @@ int clicklog_parse_time(const char *s, size_t n, int64_t *ms, int *tz_offset_min
         int sign = s[i] == '-' ? -1 : 1, oh, om;
         i++;
         if (digits(s + i, n - i, 2, &oh))
-            return CORE_ERR_MALFORMED;
+            return CLICKLOG_EMALFORMED;
         i += 2;
         if (i < n && s[i] == ':')
             i++;
         if (digits(s + i, n - i, 2, &om) || oh > 23 || om > 59)
-            return CORE_ERR_MALFORMED;
+            return CLICKLOG_EMALFORMED;
         i += 2;
         off = sign * (oh * 60 + om);
     } else {
-        return CORE_ERR_MALFORMED; /* the offset is required: local times are ambiguous */
+        return CLICKLOG_EMALFORMED; /* the offset is required: local times are ambiguous */
     }
     if (i != n)
-        return CORE_ERR_MALFORMED;
+        return CLICKLOG_EMALFORMED;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off * 60;
     *ms = secs * 1000 + frac;
     *tz_offset_min = off;
-    return CORE_OK;
+    return CLICKLOG_OK;
 }
 
 static bool str_eq(clicklog_str_t a, clicklog_str_t b)
@@ -111,7 +111,9 @@ static bool split_pair(const char *p, size_t n, clicklog_pair_t *pair)
 
 static int fail(char *reason, size_t rs, int err, const char *msg)
 {
-    return core_errf(err, reason, rs, "%s", msg);
+    if (reason && rs)
+        snprintf(reason, rs, "%s", msg);
+    return err;
 }
 
 /* Parses the array section that starts right after "arraykey^C". */
@@ -120,7 +122,7 @@ static int parse_array(const char *p, const char *end, clicklog_rec_t *rec, char
 {
     while (p < end) {
         if (rec->nelems == CLICKLOG_MAX_ELEMS)
-            return fail(reason, rs, CORE_ERR_TOO_LARGE, "too many array elements");
+            return fail(reason, rs, CLICKLOG_ETOOLARGE, "too many array elements");
         clicklog_elem_t *el = &rec->elems[rec->nelems];
         el->first = rec->npairs;
         el->npairs = 0;
@@ -129,15 +131,15 @@ static int parse_array(const char *p, const char *end, clicklog_rec_t *rec, char
             while (q < end && *q != B && *q != C)
                 q++;
             if (q == end)
-                return fail(reason, rs, CORE_ERR_MALFORMED,
+                return fail(reason, rs, CLICKLOG_EMALFORMED,
                             "array element is missing its closing ^C");
             if (rec->npairs == CLICKLOG_MAX_PAIRS)
-                return fail(reason, rs, CORE_ERR_TOO_LARGE, "too many key=value pairs");
+                return fail(reason, rs, CLICKLOG_ETOOLARGE, "too many key=value pairs");
             clicklog_pair_t *pair = &rec->pairs[rec->npairs];
             if (q == p)
-                return fail(reason, rs, CORE_ERR_MALFORMED, "empty field in array element");
+                return fail(reason, rs, CLICKLOG_EMALFORMED, "empty field in array element");
             if (!split_pair(p, (size_t)(q - p), pair))
-                return fail(reason, rs, CORE_ERR_MALFORMED,
+                return fail(reason, rs, CLICKLOG_EMALFORMED,
                             memchr(p, '=', (size_t)(q - p)) ? "empty key in array element"
                                                             : "array field without '='");
             rec->npairs++;
@@ -149,8 +151,8 @@ static int parse_array(const char *p, const char *end, clicklog_rec_t *rec, char
         rec->nelems++;
     }
     if (!rec->nelems)
-        return fail(reason, rs, CORE_ERR_MALFORMED, "array section has no elements");
-    return CORE_OK;
+        return fail(reason, rs, CLICKLOG_EMALFORMED, "array section has no elements");
+    return CLICKLOG_OK;
 }
 
 int clicklog_parse(const char *line, size_t len, clicklog_rec_t *rec, char *reason,
@@ -159,25 +161,25 @@ int clicklog_parse(const char *line, size_t len, clicklog_rec_t *rec, char *reas
     memset(rec, 0, offsetof(clicklog_rec_t, elems));
     rec->nelems = rec->npairs = 0;
     if (len > CLICKLOG_MAX_LINE)
-        return fail(reason, reason_size, CORE_ERR_TOO_LARGE, "line longer than 65536 bytes");
+        return fail(reason, reason_size, CLICKLOG_ETOOLARGE, "line longer than 65536 bytes");
     if (len && line[len - 1] == '\n')
         len--;
     if (len && line[len - 1] == '\r')
         len--;
     if (memchr(line, 0, len) || memchr(line, '\n', len))
-        return fail(reason, reason_size, CORE_ERR_MALFORMED, "NUL or newline inside the line");
+        return fail(reason, reason_size, CLICKLOG_EMALFORMED, "NUL or newline inside the line");
     const char *p = line, *end = line + len;
     const char *q = p;
     while (q < end && *q != B && *q != C)
         q++;
     if (q == p)
-        return fail(reason, reason_size, CORE_ERR_MALFORMED, "missing timestamp");
+        return fail(reason, reason_size, CLICKLOG_EMALFORMED, "missing timestamp");
     if (q < end && *q == C)
-        return fail(reason, reason_size, CORE_ERR_MALFORMED, "^C directly after the timestamp");
+        return fail(reason, reason_size, CLICKLOG_EMALFORMED, "^C directly after the timestamp");
     rec->timestamp.p = p;
     rec->timestamp.n = (size_t)(q - p);
     if (clicklog_parse_time(p, rec->timestamp.n, &rec->ts_ms, &rec->tz_offset_min))
-        return fail(reason, reason_size, CORE_ERR_MALFORMED, "timestamp does not parse");
+        return fail(reason, reason_size, CLICKLOG_EMALFORMED, "timestamp does not parse");
     rec->date.p = p;
     rec->date.n = 10;
     rec->time.p = p + 11;
@@ -190,27 +192,27 @@ int clicklog_parse(const char *line, size_t len, clicklog_rec_t *rec, char *reas
             q++;
         if (q < end && *q == C) { /* "key^C": the array section, which must be last */
             if (q == p || memchr(p, '=', (size_t)(q - p)))
-                return fail(reason, reason_size, CORE_ERR_MALFORMED, "bad array key");
+                return fail(reason, reason_size, CLICKLOG_EMALFORMED, "bad array key");
             rec->array_key.p = p;
             rec->array_key.n = (size_t)(q - p);
             return parse_array(q + 1, end, rec, reason, reason_size);
         }
         if (rec->npairs == CLICKLOG_MAX_PAIRS)
-            return fail(reason, reason_size, CORE_ERR_TOO_LARGE, "too many key=value pairs");
+            return fail(reason, reason_size, CLICKLOG_ETOOLARGE, "too many key=value pairs");
         clicklog_pair_t *pair = &rec->pairs[rec->npairs];
         if (q == p)
-            return fail(reason, reason_size, CORE_ERR_MALFORMED, "empty field");
+            return fail(reason, reason_size, CLICKLOG_EMALFORMED, "empty field");
         if (!split_pair(p, (size_t)(q - p), pair))
-            return fail(reason, reason_size, CORE_ERR_MALFORMED,
+            return fail(reason, reason_size, CLICKLOG_EMALFORMED,
                         memchr(p, '=', (size_t)(q - p)) ? "empty key" : "field without '='");
         for (int i = 0; i < rec->npairs; i++)
             if (str_eq(rec->pairs[i].key, pair->key))
-                return fail(reason, reason_size, CORE_ERR_MALFORMED, "duplicate key");
+                return fail(reason, reason_size, CLICKLOG_EMALFORMED, "duplicate key");
         rec->npairs++;
         rec->ntop++;
         p = q;
     }
-    return CORE_OK;
+    return CLICKLOG_OK;
 }
 
 static const clicklog_str_t *find(const clicklog_rec_t *rec, int first, int n, const char *key)

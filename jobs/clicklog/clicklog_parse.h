@@ -65,8 +65,14 @@ typedef struct clicklog_rec {
     int npairs;
 } clicklog_rec_t;
 
-/* Parses one line (a trailing "\n" and "\r" are allowed). Returns 0, or
- * CORE_ERR_MALFORMED / CORE_ERR_TOO_LARGE with a one-line reason. */
+/* Result codes. The job layer sees only include/eddy/ and public libraries,
+ * so this module carries its own codes instead of core_err.h's. */
+#define CLICKLOG_OK 0
+#define CLICKLOG_EMALFORMED (-1)
+#define CLICKLOG_ETOOLARGE (-2)
+
+/* Parses one line (a trailing "\n" and "\r" are allowed). Returns CLICKLOG_OK,
+ * or CLICKLOG_EMALFORMED / CLICKLOG_ETOOLARGE with a one-line reason. */
 int clicklog_parse(const char *line, size_t len, clicklog_rec_t *rec, char *reason,
                    size_t reason_size);
 
@@ -76,7 +82,7 @@ const clicklog_str_t *clicklog_top(const clicklog_rec_t *rec, const char *key);
 const clicklog_str_t *clicklog_elem_get(const clicklog_rec_t *rec, int e, const char *key);
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM|+HHMM)" into UTC ms and the
- * written offset. Returns 0 or CORE_ERR_MALFORMED. */
+ * written offset. Returns CLICKLOG_OK or CLICKLOG_EMALFORMED. */
 int clicklog_parse_time(const char *s, size_t n, int64_t *ms, int *tz_offset_min);
 
 #endif

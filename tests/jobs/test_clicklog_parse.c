@@ -7,7 +7,6 @@
 
 #include <cmocka.h>
 
-#include "core/core_err.h"
 #include "jobs/clicklog/clicklog_parse.h"
 
 static int parse(const char *s, clicklog_rec_t *rec, char *reason)
@@ -97,7 +96,7 @@ static void test_every_malformed_case_is_rejected_with_its_reason(void **state)
         clicklog_rec_t rec;
         char reason[128] = "";
         int rc = parse(bad[i].line, &rec, reason);
-        if (rc != CORE_ERR_MALFORMED || !strstr(reason, bad[i].reason))
+        if (rc != CLICKLOG_EMALFORMED || !strstr(reason, bad[i].reason))
             fail_msg("case %zu: rc=%d reason='%s', want '%s'", i, rc, reason, bad[i].reason);
     }
 }
@@ -108,11 +107,11 @@ static void test_nul_byte_and_overlong_line_are_rejected(void **state)
     char reason[128];
     const char with_nul[] = "2016-04-27T19:00:00Z\x02u=a\0b";
     assert_int_equal(clicklog_parse(with_nul, sizeof with_nul - 1, &rec, reason, sizeof reason),
-                     CORE_ERR_MALFORMED);
+                     CLICKLOG_EMALFORMED);
     static char big[CLICKLOG_MAX_LINE + 2];
     memset(big, 'a', sizeof big);
     assert_int_equal(clicklog_parse(big, sizeof big, &rec, reason, sizeof reason),
-                     CORE_ERR_TOO_LARGE);
+                     CLICKLOG_ETOOLARGE);
 }
 
 static void test_too_many_pairs_is_an_error_not_an_overflow(void **state)
@@ -123,7 +122,7 @@ static void test_too_many_pairs_is_an_error_not_an_overflow(void **state)
         n += (size_t)snprintf(line + n, sizeof line - n, "\x02k%d=v", i);
     clicklog_rec_t rec;
     char reason[128];
-    assert_int_equal(clicklog_parse(line, n, &rec, reason, sizeof reason), CORE_ERR_TOO_LARGE);
+    assert_int_equal(clicklog_parse(line, n, &rec, reason, sizeof reason), CLICKLOG_ETOOLARGE);
 }
 
 int main(void)
