@@ -809,6 +809,7 @@ int cmd_schedule(int argc, char **argv)
     char *pos[argc + 1];
     int npos = 0, rc = 2;
     bool help = false;
+    store_t *s = NULL;
     memset(&c, 0, sizeof(c));
     core_conf_defaults(sched_opts, &c, err, sizeof(err));
     if (core_conf_parse_args(sched_opts, &c, argc, argv, pos, &npos, &help, err, sizeof(err))) {
@@ -830,7 +831,6 @@ int cmd_schedule(int argc, char **argv)
         goto out;
     }
     const char *sub = pos[0];
-    store_t *s = NULL;
     if (!strcmp(sub, "train") || !strcmp(sub, "remove")) {
         als_engine_t e;
         if (als_engine_load(c.engine, &e, err, sizeof(err))) {
@@ -920,7 +920,10 @@ int cmd_schedule(int argc, char **argv)
         }
         if (n == 0)
             printf("no schedules\n");
+        bool shown = false;
         for (size_t j = 0; j < n; j++) {
+            if (c.app && !strcmp(v[j].app, c.app))
+                shown = true;
             char next[32];
             fmt_time(v[j].next_ms, next, sizeof(next));
             if (v[j].cron[0])
@@ -934,7 +937,7 @@ int cmd_schedule(int argc, char **argv)
         }
         free(v);
         /* Runs of one engine (also manual ones) when asked for by name. */
-        if (c.app) {
+        if (c.app && !shown) {
             als_engine_t e;
             if (als_engine_load(c.engine, &e, err, sizeof(err)) == CORE_OK) {
                 printf("runs of %s/%s:\n", c.app, e.id);

@@ -209,6 +209,12 @@ def main():
         common = ["--engine", engine, "--data", data]
         ratings = ["--ratings", os.path.join(tmp, "ratings.tsv"), "--items", os.path.join(tmp, "items.txt")]
 
+        # every ml command answers --help (and a bad flag with status 2)
+        for cmd in ["train", "eval", "serve", "model", "schedule"]:
+            p = run([cmd, "--help"])
+            check("usage: eddy " + cmd in p.stdout, "%s --help: %s" % (cmd, p.stdout[:200]))
+            run([cmd, "--no-such-flag"], ok=(2,))
+
         p = run(["train"] + common + ratings)
         check("promoted: model v1" in p.stdout, "first train not promoted: " + p.stdout)
         brute = Brute(json.loads(run(["model", "dump"] + common).stdout))
