@@ -8,7 +8,8 @@
  *     pipelined 50 per round trip from T threads (hiredis)
  * Prints a markdown table with events/s and the ratio to the peer.
  *
- * usage: store_bench [--events N] [--threads T] [--batch B] [--dir DIR]
+ * Then point reads (an entity's latest 20 events) from one thread per core.
+ * usage: store_bench [--events N] [--threads T] [--batch B] [--read-threads R] [--dir DIR]
  * DIR defaults to a temp dir under /tmp (on the same disk as the tests).
  */
 #include <hiredis/hiredis.h>
@@ -218,12 +219,15 @@ int main(int argc, char **argv)
 {
     int64_t events = 200000;
     int threads = 8, batch = 50;
+    int rthreads = (int)sysconf(_SC_NPROCESSORS_ONLN); /* readers: one per core */
     char dir[512] = "";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--events"))
             events = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--read-threads"))
+            rthreads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
@@ -242,7 +246,9 @@ int main(int argc, char **argv)
     char url[600], err[256];
     double r_always = 0, r_interval = 0, r_redis = 0, r_set = 0;
     double reads_rocks = 0, p99_rocks = 0, reads_redis = 0, p99_redis = 0;
-    int nreads = 20000 / threads;
+    if (rthreads < 1 || rthreads > 64)
+        rthreads = 2;
+    int nreads = 20000 / rthreads;
     for (int mode = 0; mode < 2; mode++) {
         store_opts_t o;
         store_opts_default(&o);
@@ -255,7 +261,7 @@ int main(int argc, char **argv)
         }
         double r = run(ingest_thread, s, NULL, 0, threads, events, batch);
         if (mode == 1)
-            reads_rocks = run_reads(s, threads, nreads, &p99_rocks);
+            reads_rocks = run_reads(s, rthreads, nreads, &p99_rocks);
         store_close(s);
         if (mode == 0)
             r_always = r;
@@ -279,7 +285,7 @@ int main(int argc, char **argv)
             break;
     if (s) {
         r_redis = run(ingest_thread, s, NULL, 0, threads, events, batch);
-        reads_redis = run_reads(s, threads, nreads, &p99_redis);
+        reads_redis = run_reads(s, rthreads, nreads, &p99_redis);
         store_close(s);
         r_set = run(set_thread, NULL, "127.0.0.1", port, threads, events, batch);
     }
@@ -300,7 +306,7 @@ int main(int argc, char **argv)
     printf("| peer: redis-server SET, 200 B, pipelined %d | %.0f | 1.00 |\n", batch, r_set);
     printf("\n| point read: an entity's latest 20 events (%d threads) | reads/s | p99 |\n"
            "|---|---|---|\n",
-           threads);
+           rthreads);
     printf("| RocksDB engine | %.0f | %.2f ms |\n", reads_rocks, p99_rocks / 1000.0);
     printf("| Redis engine | %.0f | %.2f ms |\n", reads_redis, p99_redis / 1000.0);
     return 0;

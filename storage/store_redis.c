@@ -19,8 +19,10 @@
  * Scores are eventTime ms: exact in a double for years 0001..9999 (validated).
  * Members of equal score are ordered by id bytes, as in the RocksDB engine.
  *
- * Reads page through sorted sets (ZRANGEBYSCORE ... LIMIT) without a
- * snapshot: events written during a long find may or may not be seen.
+ * Reads page through sorted sets by key (each page starts at the last score
+ * read, skipping the members already seen at it; one script round trip
+ * returns a page's ids and records), without a snapshot: events written
+ * during a long find may or may not be seen.
  * Durability is the server's (appendonly yes + appendfsync always to match
  * --sync always); Redis Cluster is not supported (scripts touch undeclared keys).
  *
