@@ -52,11 +52,12 @@
  *
  * ---- Crash-safety invariants ---------------------------------------------------
  * 1. A batch is written with one pwrite, after every batch of the request was
- *    validated; on a write error the file is cut back to its previous size and
- *    the log turns read-only (sticky CORE_ERR_IO, as after a failed fsync,
+ *    validated; on a write error (data or index) the data file is cut back to
+ *    its previous size and the log turns read-only (sticky CORE_ERR_IO, as after a failed fsync,
  *    since the kernel may have dropped the dirty pages: never retried).
- * 2. `flushed` only moves after an fdatasync of the segment that held LEO
- *    when the flush began returned success; acks=all waits for it.
+ * 2. `flushed` only moves after fdatasync of the segment that held LEO when
+ *    the flush began (and of every rolled segment before it, see 3)
+ *    returned success; acks=all waits for it.
  * 3. A roll does not fsync (an fsync of a whole segment on the loop thread
  *    would stall every partition): it creates the next segment and leaves the
  *    old one to the next broker_log_flush, which fsyncs the rolled segments,
@@ -82,8 +83,9 @@
  *    directory before the first append, so `flushed` starts at LEO and
  *    nothing after a torn batch is ever served.
  * 6. clean-shutdown is created (and the directory fsynced) only after a
- *    full flush (3) and an fsync of the active segment's indexes; open deletes it (and fsyncs
- *    the directory) before returning, so a later crash is seen as unclean.
+ *    full flush (3) and an fsync of the active segment's indexes; open
+ *    deletes it (and fsyncs the directory) before returning, so a later
+ *    crash is seen as unclean.
  * 7. leader-epoch-checkpoint and every other small file are replaced by
  *    temp file + fsync + rename + fsync(dir); a torn one is never visible.
  *    Entries starting past the recovered LEO are dropped at open.
@@ -127,10 +129,12 @@ typedef struct broker_log_conf {
 
 void broker_log_conf_default(broker_log_conf_t *conf);
 
-/* Opens (creating if needed) the log in dir and recovers it: validates every
- * batch of the active segment by length and CRC, truncates a torn tail (and
+/* Opens (creating if needed) the log in dir and recovers it (invariant 5):
+ * validates every batch of the active segment (every segment after an
+ * unclean shutdown) by length, CRC and offsets, truncates a torn tail (and
  * logs how many bytes were cut), rebuilds indexes that are missing or point
- * past the log. Returns 0 or an error with a message in errstr. */
+ * past the log. Returns 0, CORE_ERR_CORRUPT (damage in synced data; the
+ * message names the file and position) or CORE_ERR_IO, with errstr set. */
 int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t **logp,
                     char *errstr, size_t errstr_size);
 /* Flushes and closes; marks a clean shutdown. */

@@ -327,7 +327,7 @@ static int dump_path(const char *path, bool verify)
             qsort(names, (size_t)nsegs, sizeof *names, cmp_str); /* zero-padded: text order = offset order */
         int rc = 0;
         int64_t expect = -1;
-        long long rp = -1;
+        long long rp = 0; /* no file: nothing is known to be synced */
         char rpp[4096];
         snprintf(rpp, sizeof rpp, "%s/%s", path, BROKER_RECOVERY_POINT_FILE);
         FILE *fp = fopen(rpp, "re");
