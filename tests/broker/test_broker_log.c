@@ -127,6 +127,8 @@ static void append_bytes(const char *path, const void *p, size_t n)
     close(fd);
 }
 
+static int run_dump(const char *path);
+
 /* ------------------------------------------------------------------------- */
 
 static void test_append_assigns_contiguous_offsets_and_reads_them_back(void **state)
@@ -314,6 +316,34 @@ static void test_index_is_rebuilt_when_it_points_past_the_log(void **state)
     open_log(f);
     assert_int_equal(tu_file_size(seg_file(f, 0, ".index")), isize);
     assert_true(tu_file_size(seg_file(f, 0, ".timeindex")) > 0);
+}
+
+static void test_index_of_a_rolled_segment_is_rebuilt_after_a_clean_shutdown_too(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.index_interval_bytes = 100;
+    f->conf.segment_bytes = 3000;
+    open_log(f);
+    for (int i = 0; i < 40; i++)
+        append_n(f, 1, TS0 + i, 150);
+    assert_true(tu_file_exists(seg_file(f, 0, ".log")));
+    long long isize = tu_file_size(seg_file(f, 0, ".index"));
+    long long tsize = tu_file_size(seg_file(f, 0, ".timeindex"));
+    assert_true(isize > 8);
+    broker_log_close(f->log); /* clean: rolled segments are not scanned on open */
+    f->log = NULL;
+    uint8_t e[8];
+    core_put_be32(e, 5), core_put_be32(e + 4, 1 << 30);
+    append_bytes(seg_file(f, 0, ".index"), e, sizeof e);
+    assert_int_equal(truncate(seg_file(f, 0, ".timeindex"), 0), 0);
+    open_log(f);
+    assert_int_equal(tu_file_size(seg_file(f, 0, ".index")), isize);
+    assert_int_equal(tu_file_size(seg_file(f, 0, ".timeindex")), tsize);
+    int64_t ts;
+    assert_int_equal(broker_log_offset_for_time(f->log, TS0 + 3, &ts), 3);
+    broker_log_close(f->log);
+    f->log = NULL;
+    assert_int_equal(run_dump(f->ldir), 0);
 }
 
 static void test_read_returns_at_least_one_whole_batch(void **state)
@@ -807,6 +837,7 @@ int main(void)
         T(test_recover_truncates_torn_tail_of_active_segment),
         T(test_zero_filled_tail_is_not_a_batch),
         T(test_index_is_rebuilt_when_it_points_past_the_log),
+        T(test_index_of_a_rolled_segment_is_rebuilt_after_a_clean_shutdown_too),
         T(test_read_returns_at_least_one_whole_batch),
         T(test_read_through_the_index_stops_on_the_last_batch_that_fits),
         T(test_roll_by_size),
