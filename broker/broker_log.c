@@ -1257,8 +1257,12 @@ static int log_roll(broker_log_t *log, int64_t now_ms)
         return log_fail(log, "writing time index", rc);
     /* start writing back what the flush will have to wait for */
     (void)sync_file_range(old->fd, old->writeback_pos, 0, SYNC_FILE_RANGE_WRITE);
-    if ((rc = seg_create(log, log->leo, now_ms)))
-        return log_fail(log, "creating segment", rc);
+    if ((rc = seg_create(log, log->leo, now_ms))) {
+        /* Nothing was written, so nothing is in doubt: not sticky; the next
+         * append tries the roll again (EMFILE, ENOSPC may pass). */
+        CORE_ERROR(MOD, "%s: cannot roll: %s", log->dir, strerror(rc));
+        return CORE_ERR_IO;
+    }
     CORE_DEBUG(MOD, "%s: rolled segment at offset %" PRId64, log->dir, log->leo);
     return 0;
 }

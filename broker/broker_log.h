@@ -147,8 +147,10 @@ void broker_log_set_conf(broker_log_t *log, const broker_log_conf_t *conf);
  * On success *base_offset is the first offset assigned and *last_offset the
  * last. Errors: CORE_ERR_CRC (-> CORRUPT_MESSAGE), CORE_ERR_MALFORMED
  * (-> CORRUPT_MESSAGE), CORE_ERR_TOO_LARGE (-> MESSAGE_TOO_LARGE),
- * CORE_ERR_UNSUPPORTED (magic < 2), CORE_ERR_IO (sticky: the log refuses
- * further writes -> KAFKA_STORAGE_ERROR). Nothing is appended on error. */
+ * CORE_ERR_UNSUPPORTED (magic < 2), CORE_ERR_IO (-> KAFKA_STORAGE_ERROR;
+ * sticky after a failed write or fsync: the log refuses further writes until
+ * reopened; not sticky when only a new segment could not be created, e.g.
+ * EMFILE). Nothing is appended on error. */
 int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
                       int64_t *base_offset, int64_t *last_offset);
 
