@@ -46,6 +46,9 @@
 #define RT_STATE_KEY_MAX 512
 /* Store commit retries before the job pauses. */
 #define RT_COMMIT_TRIES 5
+/* With no new records, the broker is asked again after this long (or the
+ * trigger interval, if longer): an idle job costs the broker a few requests/s. */
+#define RT_IDLE_POLL_MS 250
 
 typedef enum { TS_PENDING = 0, TS_RUNNING, TS_DONE } task_state_t;
 
@@ -1145,7 +1148,7 @@ static void *job_loop(void *arg)
                 /* No new data: no batch (Spark skips no-data batches). */
                 rt_plan_free(&plan);
                 last_start = t0;
-                if (sleep_until(d, j, t0 + (j->interval_ms > 0 ? j->interval_ms : 100)))
+                if (sleep_until(d, j, t0 + (j->interval_ms > RT_IDLE_POLL_MS ? j->interval_ms : RT_IDLE_POLL_MS)))
                     break;
                 last_start = 0;
                 continue;

@@ -1,12 +1,7 @@
 /*
- * rt_http — a minimal blocking HTTP/1.1 client for the runtime's own
- * endpoints (CLI -> driver, worker <-> driver). Servers are core_http.
- *
- * One request per connection ("Connection: close"): the runtime's requests
- * are few and small per batch (a task, a result), so connection reuse is not
- * worth a pool. The response must carry Content-Length or end at close;
- * chunked responses are not accepted (core_http never sends them). Bodies
- * are capped by max_resp (a misbehaving peer cannot exhaust memory).
+ * rt_http — the runtime's HTTP calls (CLI -> driver, worker <-> driver) as
+ * one function over core_httpc (libcurl): host/port + path + bearer token
+ * in, status + NUL-terminated body out. Servers are core_http.
  *
  * Threads: every call is independent; safe from any thread.
  */
