@@ -51,6 +51,8 @@ struct conn {
 
     uint8_t *rbuf;             /* received bytes: [rpos, rlen) not yet framed */
     size_t rpos, rlen, rcap;
+    uint8_t *big;              /* a large frame being read straight into its own buffer */
+    size_t big_len, big_got;
 
     net_req_t *head, *tail;    /* FIFO of requests, oldest first */
     net_req_t *next_run;       /* first request not yet run */
@@ -275,6 +277,12 @@ static void conn_read_stop(conn_t *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn_t *c = h->data;
+    if (c->big) {
+        /* The rest of a large frame goes straight into the request's buffer. */
+        buf->base = (char *)c->big + c->big_got;
+        buf->len = c->big_len - c->big_got;
+        return;
+    }
     /* Compact: keep the unframed tail at the start of the buffer. */
     if (c->rpos > 0) {
         memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
@@ -324,11 +332,39 @@ static void conn_fail_input(conn_t *c, const char *why)
     c->nqueued++;
 }
 
-/* Cuts every whole frame out of the read buffer into a request. */
+/* Queues a request for a whole frame (ownership of frame taken). Returns
+ * false when the connection failed instead. */
+static bool conn_enqueue(conn_t *c, uint8_t *frame, size_t frame_len)
+{
+    net_req_t *r = core_xcalloc(1, sizeof *r);
+    r->conn = c;
+    if (broker_req_init(&r->req, frame, frame_len)) {
+        broker_req_fini(&r->req);
+        free(r);
+        conn_fail_input(c, "unparsable request header");
+        return false;
+    }
+    r->req.peer = c->peer; /* after init, which clears the request */
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->next_run)
+        c->next_run = r;
+    c->nqueued++;
+    c->queued_bytes += frame_len;
+    return true;
+}
+
+/* Cuts every whole frame out of the read buffer into a request. A frame
+ * larger than BROKER_NET_BIG_FRAME that is not all here yet gets its own
+ * buffer, which the following reads fill directly: a 1 MiB Produce is then
+ * copied by nobody, and the shared read buffer never grows past ~2 chunks. */
 static void conn_frame(conn_t *c)
 {
     broker_net_t *net = c->net;
-    while (!c->no_more_input) {
+    while (!c->no_more_input && !c->big) {
         if (c->nqueued >= BROKER_NET_MAX_QUEUED || c->queued_bytes >= BROKER_NET_MAX_QUEUED_BYTES) {
             conn_read_stop(c);
             return;
@@ -336,8 +372,21 @@ static void conn_frame(conn_t *c)
         size_t frame_len;
         int rc = broker_proto_frame(c->rbuf + c->rpos, c->rlen - c->rpos,
                                     net->b->conf.max_request_bytes, &frame_len);
-        if (rc == CORE_ERR_AGAIN)
+        if (rc == CORE_ERR_AGAIN) {
+            if (frame_len > BROKER_NET_BIG_FRAME) {
+                size_t have = c->rlen - c->rpos - 4;
+                c->big = core_trymalloc(frame_len); /* frame_len passed the size limit */
+                if (!c->big) {
+                    conn_close(c, "out of memory for a request");
+                    return;
+                }
+                memcpy(c->big, c->rbuf + c->rpos + 4, have);
+                c->big_len = frame_len;
+                c->big_got = have;
+                c->rpos = c->rlen = 0;
+            }
             break;
+        }
         if (rc) {
             char why[128];
             snprintf(why, sizeof why, "%s frame size %d (limit %lld)",
@@ -353,24 +402,8 @@ static void conn_frame(conn_t *c)
         }
         memcpy(frame, c->rbuf + c->rpos + 4, frame_len);
         c->rpos += 4 + frame_len;
-        net_req_t *r = core_xcalloc(1, sizeof *r);
-        r->conn = c;
-        if (broker_req_init(&r->req, frame, frame_len)) {
-            broker_req_fini(&r->req);
-            free(r);
-            conn_fail_input(c, "unparsable request header");
+        if (!conn_enqueue(c, frame, frame_len))
             return;
-        }
-        r->req.peer = c->peer; /* after init, which clears the request */
-        if (c->tail)
-            c->tail->next = r;
-        else
-            c->head = r;
-        c->tail = r;
-        if (!c->next_run)
-            c->next_run = r;
-        c->nqueued++;
-        c->queued_bytes += frame_len;
     }
     if (c->rpos == c->rlen)
         c->rpos = c->rlen = 0;
@@ -390,7 +423,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    c->rlen += (size_t)nread;
+    if (c->big) {
+        c->big_got += (size_t)nread;
+        if (c->big_got < c->big_len)
+            return;
+        uint8_t *frame = c->big;
+        c->big = NULL;
+        if (!conn_enqueue(c, frame, c->big_len))
+            return;
+    } else {
+        c->rlen += (size_t)nread;
+    }
     conn_frame(c);
     if (!c->closing)
         conn_run(c);
@@ -614,6 +657,7 @@ static void on_conn_closed(uv_handle_t *h)
     }
     free(c->wcopy);
     free(c->rbuf);
+    free(c->big);
     free(c);
     net_maybe_finish(net);
 }

@@ -5,9 +5,11 @@
  *
  * Per connection
  *   - Bytes are read into a per-connection buffer; broker_proto_frame checks
- *     the announced size against --max-request-bytes before the buffer grows
- *     to hold it. Each whole frame becomes a request (broker_req_t, owning a
- *     copy of its frame) in the connection's FIFO queue.
+ *     the announced size against --max-request-bytes before anything is
+ *     allocated for it. Each whole frame becomes a request (broker_req_t,
+ *     owning its frame) in the connection's FIFO queue: small frames are
+ *     copied out of the read buffer (many per read when pipelined), a frame
+ *     over BROKER_NET_BIG_FRAME is read straight into its own allocation.
  *   - Requests run in arrival order. A request answered later only because
  *     of a flush (acks=all) does not stop the next ones from running; a
  *     long-poll Fetch (WAIT), a RETRY and a held group request (PENDING) do
@@ -60,6 +62,7 @@ enum {
     BROKER_NET_MAX_QUEUED = 1024,              /* requests queued per connection before reading stops */
     BROKER_NET_MAX_QUEUED_BYTES = 64 << 20,    /* frame bytes queued per connection before reading stops */
     BROKER_NET_READ_CHUNK = 64 << 10,          /* free space offered to each read */
+    BROKER_NET_BIG_FRAME = 64 << 10,           /* larger frames are read into their own buffer */
     BROKER_NET_FALLBACK_CHUNK = 256 << 10,     /* pread+uv_write chunk when sendfile cannot send */
     BROKER_NET_DRAIN_MS = 5000,                /* shutdown: longest wait for responses to drain */
 };
