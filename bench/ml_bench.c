@@ -80,10 +80,11 @@ static void spd(double *A, int k, const float *Y, int n)
 static int cmd_kernels(void)
 {
     openblas_set_num_threads(1);
-    int ks[] = {10, 20, 50, 100};
+    int ks[] = {4, 8, 10, 20, 50, 100};
+    const size_t nks = sizeof(ks) / sizeof(ks[0]);
     int ns[] = {20, 200, 2000};
     printf("| k | solve: ours (µs) | LAPACKE_dposv_work (µs) | LAPACK / ours |\n|---|---|---|---|\n");
-    for (size_t a = 0; a < 4; a++) {
+    for (size_t a = 0; a < nks; a++) {
         int k = ks[a];
         float *Y = malloc(sizeof(float) * 200 * k);
         for (int j = 0; j < 200 * k; j++)
@@ -120,7 +121,7 @@ static int cmd_kernels(void)
     }
     printf("\n| k | n (ratings in row) | Gram: ours (µs) | gather+cblas_dsyrk (µs) | ratio |\n"
            "|---|---|---|---|---|\n");
-    for (size_t a = 0; a < 4; a++)
+    for (size_t a = 2; a < nks; a++)
         for (size_t c = 0; c < 3; c++) {
             int k = ks[a], n = ns[c];
             float *Y = malloc(sizeof(float) * n * k);

@@ -27,11 +27,13 @@
  * 64-byte aligned block (serving scans it with vector loads); the padding is
  * always zero. Normal equations are accumulated and solved in double.
  *
- * Kernels: hand-written. On this machine (bench/ml_bench kernels, README
- * "Recommendations") a hand Cholesky + substitution beats LAPACKE_dposv for
- * every rank we use (≤ 100: LAPACK's call and workspace overhead dominates
- * such small systems), and the Gram accumulation is a vectorised rank-1
- * update; so OpenBLAS is not linked into the training loop.
+ * Kernels, chosen by measurement (bench/ml_bench kernels, README
+ * "Recommendations"): the Gram part Σ w y yᵀ gathers √w·y rows into blocks
+ * of 256 and calls OpenBLAS cblas_dsyrk (1.2–4× faster than our best loop
+ * at every rank and row length measured); the k×k solve is our Cholesky for
+ * k < 12 (LAPACK's call overhead dominates there) and LAPACKE_dposv_work
+ * above (1.2–3× faster from k = 20). OpenBLAS runs single-threaded inside
+ * our OpenMP loop (openblas_set_num_threads(1)).
  *
  * Determinism: every row's solve reads only the other side's factors and the
  * row's own ratings, and every reduction (YᵀY, loss) is summed over fixed
