@@ -314,6 +314,62 @@ static broker_proto_res_t reject(broker_req_t *req, const char *what)
     return BROKER_PROTO_CLOSE;
 }
 
+/* A broker opened without its group component (tools, harnesses) has no
+ * coordinator: say so the way clients understand, per API layout. */
+static broker_proto_res_t no_coordinator(broker_req_t *req)
+{
+    int16_t v = req->hdr.api_version;
+    int16_t err = BROKER_CG_ERR_COORDINATOR_NOT_AVAILABLE;
+    broker_proto_begin(req);
+    core_buf_t *o = &req->out;
+    switch (req->hdr.api_key) {
+    case BROKER_API_FIND_COORDINATOR: {
+        broker_proto_findcoord_resp_t r = {.error_code = err, .error_message = "no group coordinator",
+                                           .node_id = -1, .host = "", .port = -1};
+        broker_proto_findcoord_encode(o, v, &r);
+        break;
+    }
+    case BROKER_API_JOIN_GROUP: {
+        broker_cg_join_resp_t r = {.error_code = err, .generation_id = -1, .protocol_name = "",
+                                   .leader = "", .member_id = ""};
+        broker_proto_join_encode(o, v, &r);
+        break;
+    }
+    case BROKER_API_SYNC_GROUP: {
+        broker_cg_sync_resp_t r = {.error_code = err};
+        broker_proto_sync_encode(o, v, &r);
+        break;
+    }
+    case BROKER_API_HEARTBEAT:
+        broker_proto_heartbeat_encode(o, v, err);
+        break;
+    case BROKER_API_LEAVE_GROUP: {
+        broker_cg_leave_req_t r = {0};
+        broker_proto_leave_encode(o, v, err, &r);
+        break;
+    }
+    case BROKER_API_LIST_GROUPS:
+        broker_proto_list_groups_encode(o, v, err, NULL, 0);
+        break;
+    default:
+        /* OffsetCommit/OffsetFetch/DescribeGroups carry per-entry errors;
+         * without a coordinator an empty answer is the honest one. */
+        if (req->hdr.api_key == BROKER_API_OFFSET_COMMIT) {
+            broker_cg_commit_req_t r = {0};
+            broker_proto_commit_encode(o, v, &r, NULL);
+        } else if (req->hdr.api_key == BROKER_API_OFFSET_FETCH) {
+            broker_cg_fetch_req_t r = {.error_code = err};
+            broker_proto_offset_fetch_encode(o, v, &r);
+        } else {
+            broker_cg_describe_req_t r = {0};
+            broker_proto_describe_encode(o, v, &r);
+        }
+        break;
+    }
+    broker_proto_finish(req);
+    return BROKER_PROTO_DONE;
+}
+
 /* "/127.0.0.1" from the connection's "127.0.0.1:port", as Kafka shows client hosts. */
 static void client_host(const broker_req_t *req, char *out, size_t outsz)
 {
@@ -326,6 +382,8 @@ static void client_host(const broker_req_t *req, char *out, size_t outsz)
 /* ---- FindCoordinator ------------------------------------------------------------------------ */
 broker_proto_res_t broker_groups_handle_find_coordinator(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     int16_t v = req->hdr.api_version;
     broker_proto_findcoord_req_t fr;
     if (broker_proto_findcoord_decode(rd, v, &fr))
@@ -365,6 +423,8 @@ static void join_cb(void *arg, const broker_cg_join_resp_t *resp)
 
 broker_proto_res_t broker_groups_handle_join(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     broker_groups_t *g = b->groups;
     int16_t v = req->hdr.api_version;
     broker_cg_join_req_t jr = {0};
@@ -409,6 +469,8 @@ static void sync_cb(void *arg, const broker_cg_sync_resp_t *resp)
 
 broker_proto_res_t broker_groups_handle_sync(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     broker_groups_t *g = b->groups;
     int16_t v = req->hdr.api_version;
     broker_cg_sync_req_t sr = {0};
@@ -436,6 +498,8 @@ broker_proto_res_t broker_groups_handle_sync(broker_t *b, broker_req_t *req, cor
 /* ---- Heartbeat / LeaveGroup ---------------------------------------------------------------------- */
 broker_proto_res_t broker_groups_handle_heartbeat(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     int16_t v = req->hdr.api_version;
     broker_cg_heartbeat_req_t hr;
     if (broker_proto_heartbeat_decode(rd, v, &hr))
@@ -451,6 +515,8 @@ broker_proto_res_t broker_groups_handle_heartbeat(broker_t *b, broker_req_t *req
 
 broker_proto_res_t broker_groups_handle_leave(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     int16_t v = req->hdr.api_version;
     broker_cg_leave_req_t lr = {0};
     if (broker_proto_leave_decode(rd, v, &lr)) {
@@ -475,6 +541,8 @@ broker_proto_res_t broker_groups_handle_leave(broker_t *b, broker_req_t *req, co
 /* ---- OffsetCommit / OffsetFetch --------------------------------------------------------------------- */
 broker_proto_res_t broker_groups_handle_offset_commit(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     broker_groups_t *g = b->groups;
     int16_t v = req->hdr.api_version;
     broker_cg_commit_req_t cr = {0};
@@ -537,6 +605,8 @@ broker_proto_res_t broker_groups_handle_offset_commit(broker_t *b, broker_req_t 
 
 broker_proto_res_t broker_groups_handle_offset_fetch(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     broker_groups_t *g = b->groups;
     int16_t v = req->hdr.api_version;
     broker_cg_fetch_req_t fr = {0};
@@ -570,6 +640,8 @@ broker_proto_res_t broker_groups_handle_offset_fetch(broker_t *b, broker_req_t *
 /* ---- ListGroups / DescribeGroups ------------------------------------------------------------------------- */
 broker_proto_res_t broker_groups_handle_list_groups(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     int16_t v = req->hdr.api_version;
     if (broker_proto_list_groups_decode(rd, v))
         return reject(req, "ListGroups");
@@ -587,6 +659,8 @@ broker_proto_res_t broker_groups_handle_list_groups(broker_t *b, broker_req_t *r
 
 broker_proto_res_t broker_groups_handle_describe_groups(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
+    if (!b->groups)
+        return no_coordinator(req);
     int16_t v = req->hdr.api_version;
     broker_cg_describe_req_t dr = {0};
     if (broker_proto_describe_decode(rd, v, &dr)) {
