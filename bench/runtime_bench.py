@@ -28,7 +28,7 @@ PLAIN = os.path.join(BIN, "bench", "rt_plain")
 
 
 def timed_job(c, job, name, *extra):
-    print("running", name, flush=True)
+    print("running", name, file=sys.stderr, flush=True)
     t0 = time.time()
     c.submit(job, name, "--max-records-per-batch", str(N), *extra)
     st = c.wait_records(name, N, timeout=900)
@@ -37,7 +37,7 @@ def timed_job(c, job, name, *extra):
 
 
 def plain(args):
-    print("plain", args[0], flush=True)
+    print("plain", args[0], file=sys.stderr, flush=True)
     r = subprocess.run([PLAIN] + args, capture_output=True, text=True, timeout=900)
     if r.returncode:
         raise RuntimeError(r.stderr)

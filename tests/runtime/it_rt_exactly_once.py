@@ -6,7 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtlib import Cluster, SCALE, check, check_exactly_once, finish  # noqa: E402
+from rtlib import EDDY, Cluster, SCALE, check, check_exactly_once, finish, wait_for  # noqa: E402
 
 N = max(1000, int(1_000_000 * SCALE))
 c = Cluster("exactly-once")
@@ -29,6 +29,14 @@ try:
             ends[(t, p)] = e
     check(sum(ends.values()) == N, "history covers %d offsets" % sum(ends.values()))
     check(len(ends) == 8, "all 8 partitions had data (%d)" % len(ends))
+    # Step 6: the end offsets are committed to the broker under eddy-job-copy,
+    # so lag monitors see the job (asynchronous: poll).
+    def committed():
+        r = c.run([EDDY, "groups", "describe", "eddy-job-copy", "--broker", c.broker_addr], check_rc=False)
+        rows = [l.split() for l in r.stdout.splitlines() if l.startswith("in ")]
+        total = sum(int(x[2]) for x in rows if x[2].isdigit())
+        return total == N and all(x[4] == "0" for x in rows)
+    check(wait_for(committed, "group offsets committed") is True, "eddy-job-copy committed N offsets, lag 0")
     c.stop("driver")
     check_exactly_once(c.export_events(), ids, "copy")
 finally:
