@@ -1084,6 +1084,30 @@ int store__redis_open(store_t *s, const char *host, int port, int db, char *errs
         s->impl = NULL;
         return err;
     }
+    /* --sync always promises durable acknowledgements; with Redis that is the
+     * server's setting, so say so when the server does not provide it. */
+    if (s->opts.sync == STORE_SYNC_ALWAYS) {
+        char aof[16] = "?", fsync[16] = "?";
+        const char *names[2] = {"appendonly", "appendfsync"};
+        char *vals[2] = {aof, fsync};
+        for (int i = 0; i < 2; i++) {
+            const char *argv[3] = {"CONFIG", "GET", names[i]};
+            size_t lens[3] = {6, 3, strlen(names[i])};
+            redisReply *rep;
+            if (rds_cmd(r, 3, argv, lens, &rep, NULL, 0) == 0) {
+                if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                    rep->element[1]->type == REDIS_REPLY_STRING)
+                    snprintf(vals[i], 16, "%s", rep->element[1]->str);
+                freeReplyObject(rep);
+            }
+        }
+        if (strcmp(aof, "yes") != 0 || strcmp(fsync, "always") != 0)
+            CORE_WARN("store",
+                      "redis %s:%d has appendonly=%s appendfsync=%s: acknowledged events are "
+                      "durable only as far as that server's persistence goes (set appendonly "
+                      "yes, appendfsync always for the guarantee of --sync always)",
+                      host, port, aof, fsync);
+    }
     CORE_INFO("store", "opened redis store %s:%d/%d", host, port, db);
     return 0;
 }
