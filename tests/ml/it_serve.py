@@ -363,6 +363,22 @@ def main():
         print("swap under load: %d answers from v1, %d from v3, no errors, none mixed" % (seen_old[0], seen_new[0]))
         st, body = http(port, "GET", "/metrics")
         check("eddy_ml_model_version 3" in body.decode() and "eddy_ml_reloads_total 1" in body.decode(), "metrics after reload")
+
+        # --- a server started before any model exists answers 503, then reloads ---
+        fresh = os.path.join(tmp, "fresh.json")
+        with open(fresh, "w") as f:
+            json.dump({"id": "fresh", "datasource": {"params": {"appName": "shop"}},
+                       "algorithms": [{"name": "als", "params": {"rank": 4, "numIterations": 3}}]}, f)
+        srv4 = Server(["--engine", fresh, "--data", data])
+        servers.append(srv4)
+        st, body = http(srv4.port, "POST", "/queries.json", {"user": users[0], "num": 3})
+        check(st == 503 and b"no model" in body, "query before any model: %d %s" % (st, body))
+        st, body = http(srv4.port, "POST", "/reload")
+        check(st == 404, "reload with no model: %d %s" % (st, body))
+        run(["train", "--engine", fresh, "--data", data] + ratings)
+        st, body = http(srv4.port, "POST", "/reload")
+        check(st == 200 and json.loads(body)["version"] == 1, "reload of the first model: %s" % body)
+        check(len(query(srv4.port, {"user": users[0], "num": 3})) == 3, "no answer after the first reload")
         print("OK")
     finally:
         for s in servers:

@@ -105,6 +105,18 @@ def main():
         check(dump["categories"].get("i10") == ["even", "tens"] or sorted(dump["categories"].get("i10", [])) == ["even", "tens"],
               "categories from $set: %s" % dump["categories"].get("i10"))
 
+        # an implicit engine on the same app uses view/buy events (weights summed)
+        imp = os.path.join(tmp, "implicit.json")
+        with open(imp, "w") as f:
+            json.dump({"id": "imp", "datasource": {"params": {"appName": "shop", "eventWeights": {"view": 1, "buy": 4, "rate": 1}}},
+                       "algorithms": [{"name": "als", "params": {"rank": 6, "numIterations": 5, "implicitPrefs": True, "solver": "cg"}}]}, f)
+        p = run(["train", "--engine", imp, "--data", data, "--quiet"])
+        check("promoted: model v1" in p.stdout and "precision@10" in p.stdout, "implicit train: " + p.stdout)
+        idump = json.loads(run(["model", "dump", "--engine", imp, "--data", data]).stdout)
+        check(idump["params"]["implicitPrefs"] and idump["params"]["solver"] == "cg", "implicit params")
+        check("i-viewed-only" in idump["itemIds"], "implicit engine ignored view events")
+        check("popular_precision@10" in idump["metrics"], "implicit metrics lack the baseline")
+
         srv = base.Server(common)
         procs.append(srv)
         brute = base.Brute(dump)
