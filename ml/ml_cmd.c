@@ -26,6 +26,52 @@
 #include "ml/als_store.h"
 #include "storage/store.h"
 
+/* Stop signals. The main thread blocks SIGINT/SIGTERM and waits for them
+ * with sigtimedwait, but threads that exist before it can block them
+ * (OpenBLAS starts its pool when the library loads) would take the default
+ * action — kill the process — whenever the main thread is busy elsewhere
+ * (polling the store, training). So a handler is installed as well: on any
+ * thread it only records the request, and the main loop checks the record.
+ * The one process-wide variable here is that record (a signal handler has
+ * no other place to write). */
+static volatile sig_atomic_t g_ml_stop_signal;
+
+static void ml_on_stop_signal(int sig)
+{
+    g_ml_stop_signal = sig;
+}
+
+static void ml_stop_signals_init(sigset_t *set)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = ml_on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+/* Waits up to timeout_ms (< 0: forever) for a stop signal; returns it, or 0. */
+static int ml_wait_stop(const sigset_t *set, int64_t timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : core_mono_ms() + timeout_ms;
+    while (!g_ml_stop_signal) {
+        int64_t left = deadline - core_mono_ms();
+        if (left <= 0)
+            return 0;
+        int64_t slice = left < 200 ? left : 200;
+        struct timespec ts = {slice / 1000, (slice % 1000) * 1000000};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+    }
+    return g_ml_stop_signal;
+}
+
 typedef struct ml_conf {
     char *app, *engine, *data, *store, *ratings, *items, *listen, *tolerance, *split, *holdout;
     char *cron;
@@ -548,6 +594,12 @@ int cmd_serve(int argc, char **argv)
         goto out_conf;
     }
     rc = 1;
+    /* Block the stop signals before ANY thread exists: the store's first
+     * open starts RocksDB's (process-wide, long-lived) background threads,
+     * and a thread with SIGTERM unblocked would take the default action and
+     * kill the process instead of letting sigwait below stop it cleanly. */
+    sigset_t set;
+    ml_stop_signals_init(&set);
     serve_src_t src = {&c, &e};
     als_model_t *m = NULL;
     int lrc = serve_loader(&src, &m, err, sizeof(err));
@@ -557,11 +609,6 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "eddy serve: %s\n", err);
         goto out_conf;
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* server threads inherit the mask */
     als_server_conf_t sc = {.host = host,
                             .port = port,
                             .threads = (int)c.threads,
@@ -577,12 +624,7 @@ int cmd_serve(int argc, char **argv)
               (long long)als_server_version(srv), host, als_server_port(srv));
     int sig;
     for (;;) {
-        if (c.reload_every_ms <= 0) {
-            sigwait(&set, &sig);
-            break;
-        }
-        struct timespec ts = {c.reload_every_ms / 1000, (c.reload_every_ms % 1000) * 1000000};
-        sig = sigtimedwait(&set, NULL, &ts);
+        sig = ml_wait_stop(&set, c.reload_every_ms > 0 ? c.reload_every_ms : -1);
         if (sig > 0)
             break;
         /* Poll: read only the "latest" pointer; load when it moved. */
@@ -949,18 +991,11 @@ int cmd_schedule(int argc, char **argv)
     }
     if (!strcmp(sub, "run")) {
         sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        ml_stop_signals_init(&set);
         CORE_INFO("ml", "schedule runner: polling every %lldms", (long long)c.poll_ms);
         for (;;) {
             sched_pass(&c);
-            if (c.once)
-                break;
-            int64_t p = c.poll_ms > 0 ? c.poll_ms : 5000;
-            struct timespec ts = {p / 1000, (p % 1000) * 1000000};
-            if (sigtimedwait(&set, NULL, &ts) > 0)
+            if (c.once || ml_wait_stop(&set, c.poll_ms > 0 ? c.poll_ms : 5000) > 0)
                 break;
         }
         rc = 0;

@@ -94,6 +94,7 @@ class Server:
         threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
 
     def stop(self):
+        """SIGTERM; returns the exit status (0 = stopped cleanly)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -101,6 +102,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode
 
 
 def http(port, method, path, body=None):

@@ -162,6 +162,13 @@ def main():
         p = run(["schedule", "list", "--data", data])
         check("no schedules" in p.stdout, "schedule not removed: " + p.stdout)
         print("scheduled retraining: v3 trained by the runner, picked up by serve --reload-every")
+        # Regression: SIGTERM while the polling server is between waits must
+        # stop it cleanly (it used to die from the signal on an OpenBLAS thread).
+        for _ in range(3):
+            s3 = base.Server(common + ["--reload-every", "20ms"])
+            procs.append(s3)
+            time.sleep(0.1)
+            check(s3.stop() == 0, "serve --reload-every did not stop cleanly on SIGTERM (status %s)" % s3.proc.returncode)
         print("OK")
     finally:
         for pr in procs:
