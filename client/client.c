@@ -614,9 +614,13 @@ static void client_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
         st->delivered++;
         return;
     }
-    if (st->failed++ == 0)
-        snprintf(st->first_error, sizeof st->first_error, "partition %" PRId32 ": %s",
-                 m->partition, rd_kafka_err2str(m->err));
+    if (st->failed++ == 0) {
+        if (m->partition >= 0)
+            snprintf(st->first_error, sizeof st->first_error, "partition %" PRId32 ": %s",
+                     m->partition, rd_kafka_err2str(m->err));
+        else /* never got as far as a partition (e.g. no broker answered) */
+            snprintf(st->first_error, sizeof st->first_error, "%s", rd_kafka_err2str(m->err));
+    }
 }
 
 typedef struct header_kv {
