@@ -193,8 +193,8 @@ int16_t broker_proto_kerr(int err)
 static broker_proto_res_t req_reject(const broker_req_t *req, const char *why)
 {
     const broker_proto_hdr_t *h = &req->hdr;
-    CORE_WARN("broker", "closing connection: %s %s v%d (corr %d, client '%.*s', %zu bytes)", why,
-              broker_proto_api_name(h->api_key), h->api_version, h->corr_id,
+    CORE_WARN("broker", "closing connection: %s: %s (key %d) v%d (corr %d, client '%.*s', %zu bytes)",
+              why, broker_proto_api_name(h->api_key), h->api_key, h->api_version, h->corr_id,
               h->client_id.len > 0 ? (int)h->client_id.len : 0,
               h->client_id.len > 0 ? (const char *)h->client_id.ptr : "", req->frame_len);
     return BROKER_PROTO_CLOSE;
@@ -1094,7 +1094,7 @@ const char *broker_proto_api_name(int16_t key)
     case BROKER_API_SASL_HANDSHAKE: return "SaslHandshake";
     case BROKER_API_INIT_PRODUCER_ID: return "InitProducerId";
     case BROKER_API_SASL_AUTHENTICATE: return "SaslAuthenticate";
-    default: return "api";
+    default: return "unknown";
     }
 }
 
@@ -1115,7 +1115,7 @@ broker_proto_res_t broker_proto_handle(broker_t *b, broker_req_t *req)
     if (!api)
         return req_reject(req, "unsupported api key");
     if (h->api_version < api->min_version || h->api_version > api->max_version)
-        return req_reject(req, "unsupported version of");
+        return req_reject(req, "unsupported version");
     broker_proto_res_t res = api->handler(b, req, &rd);
     return res;
 }

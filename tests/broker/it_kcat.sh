@@ -76,6 +76,11 @@ K -C -t tail -p 0 -o end -e -q -f '%s\n' >"$work/end.txt"
 [ ! -s "$work/end.txt" ] || fail "-o end -e printed records"
 K -C -t tail -p 0 -o beginning -e -q -f '%o\n' | tr '\n' ' ' | grep -q '^0 1 2 3 4 5 6 7 8 9 $' || fail "offsets not dense from 0"
 
+# ListOffsets by timestamp (-o s@TS): starts at the first record with timestamp >= TS
+for i in 1 2 3; do echo "ts$i" | K -P -t times -p 0 -X linger.ms=0; sleep 0.05; done
+ts2=$(K -C -t times -p 0 -o beginning -e -q -f '%T\n' | sed -n 2p)
+[ "$(K -C -t times -p 0 -o "s@$ts2" -e -q -f '%o:%s ' )" = "1:ts2 2:ts3 " ] || fail "-o s@TS did not start at offset 1"
+
 # acks=all goes through the group commit
 seq 1 1000 | K -P -t durable -p 0 -X acks=all
 [ "$(K -C -t durable -p 0 -o beginning -e -q | wc -l)" = 1000 ] || fail "acks=all records missing"
