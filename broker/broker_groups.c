@@ -1253,7 +1253,8 @@ int broker_groups_start(broker_t *b, char *errstr, size_t errstr_size)
     g->timers_started = true;
     uv_timer_start(&g->tick, on_tick, BROKER_GROUPS_TICK_MS, BROKER_GROUPS_TICK_MS);
     uv_timer_start(&g->load, on_load, 0, 1); /* replays in steps between I/O rounds */
-    uv_timer_start(&g->heads, on_heads, 0, (uint64_t)b->conf.lag_refresh_ms);
+    int64_t refresh = b->conf.lag_refresh_ms < 100 ? 100 : b->conf.lag_refresh_ms;
+    uv_timer_start(&g->heads, on_heads, 0, (uint64_t)refresh);
     /* Retention/compaction check: every minute, or more often for short
      * retentions (a tenth of it, at least every second). */
     int64_t every = b->conf.offsets_retention_ms / 10;
