@@ -168,20 +168,23 @@ static void print_jobs(const char *driver)
         json_decref(j);
         return;
     }
+    printf("  %-20s %-8s %8s %10s %12s %10s  %s\n", "JOB", "STATUS", "BATCHES", "RECORDS",
+           "LAST BATCH", "RECORDS/S", "COUNTERS");
     size_t i;
     json_t *job;
     json_array_foreach(jobs, i, job)
     {
-        char *text = json_dumps(job, JSON_COMPACT);
-        const char *name = json_string_value(json_object_get(job, "name"));
-        const char *state = json_string_value(json_object_get(job, "state"));
-        json_t *last = json_object_get(job, "last_batch");
-        if (name && state)
-            printf("  %-20s %-10s last batch: %s\n", name, state,
-                   last ? json_dumps(last, JSON_COMPACT) : "(none yet)");
-        else
-            printf("  %s\n", text);
-        free(text);
+        char *counters = json_dumps(json_object_get(job, "counters"), JSON_COMPACT);
+        const char *error = json_string_value(json_object_get(job, "error"));
+        printf("  %-20s %-8s %8lld %10lld %10lldms %10.0f  %s%s%s\n",
+               json_string_value(json_object_get(job, "name")) ?: "?",
+               json_string_value(json_object_get(job, "status")) ?: "?",
+               (long long)json_integer_value(json_object_get(job, "batches")),
+               (long long)json_integer_value(json_object_get(job, "records")),
+               (long long)json_integer_value(json_object_get(job, "last_batch_duration_ms")),
+               json_number_value(json_object_get(job, "last_batch_records_per_s")),
+               counters ? counters : "{}", error ? "  error: " : "", error ? error : "");
+        free(counters);
     }
     json_decref(j);
 }
@@ -194,9 +197,25 @@ static void print_model(const char *serve)
         printf("  (none deployed yet, or the query server is not reachable)\n");
         return;
     }
-    char *text = json_dumps(m, JSON_COMPACT);
-    printf("  %s\n", text);
-    free(text);
+    json_t *model = json_object_get(m, "model");
+    if (!json_is_object(model)) {
+        printf("  no model deployed yet (eddy train --app APP --engine ENGINE)\n");
+    } else {
+        char *params = json_dumps(json_object_get(model, "params"), JSON_COMPACT);
+        char *metrics = json_dumps(json_object_get(model, "metrics"), JSON_COMPACT | JSON_REAL_PRECISION(4));
+        printf("  app %s, engine %s, version %lld, trained at %s\n  %lld users, %lld items, %lld events\n"
+               "  params  %s\n  metrics %s\n  queries served %lld\n",
+               json_string_value(json_object_get(model, "app")) ?: "?",
+               json_string_value(json_object_get(model, "engine")) ?: "?",
+               (long long)json_integer_value(json_object_get(model, "version")),
+               json_string_value(json_object_get(model, "trainedAt")) ?: "?",
+               (long long)json_integer_value(json_object_get(model, "users")),
+               (long long)json_integer_value(json_object_get(model, "items")),
+               (long long)json_integer_value(json_object_get(model, "events")), params ? params : "{}",
+               metrics ? metrics : "{}", (long long)json_integer_value(json_object_get(m, "queries")));
+        free(params);
+        free(metrics);
+    }
     json_decref(m);
 }
 

@@ -159,10 +159,9 @@ class Pipeline:
                  % (sum(counts.values()), dt))
         for name in ("clicklog", "clicks-to-events"):
             st = self.job_status(name)
-            batches = st.get("batches") or st.get("history") or []
-            recs = sum(b.get("records", 0) for b in batches) if isinstance(batches, list) else 0
-            self.say("    job %-17s state %-8s batches %-4d records %d" % (
-                name, st.get("state", "?"), len(batches) if isinstance(batches, list) else 0, recs))
+            self.say("    job %-17s %-8s batches %-3s records %-7s last batch %s ms  counters %s" % (
+                name, st.get("status", "?"), st.get("batches", "?"), st.get("records", "?"),
+                st.get("last_batch_duration_ms", "?"), json.dumps(st.get("counters", {}))))
         p = self.run("groups", "lag", "eddy-job-clicklog", "--http", self.ep["broker_http"], check=False)
         if p.returncode == 0:
             self.say("    lag of eddy-job-clicklog (Burrow rules):")
