@@ -772,6 +772,19 @@ int client_produce_stream(const client_produce_opts_t *o, FILE *in, client_produ
         }
         st->lines++;
         st->bytes += (int64_t)(keylen + vallen);
+        if (o->value_fn) {
+            const void *tv;
+            size_t tlen;
+            char terr[200];
+            if (o->value_fn(o->value_opaque, val, vallen, &tv, &tlen, terr, sizeof terr)) {
+                if (st->failed++ == 0)
+                    snprintf(st->first_error, sizeof st->first_error, "line %" PRId64 ": %s",
+                             st->lines + st->skipped_empty, terr);
+                continue;
+            }
+            val = tv;
+            vallen = tlen;
+        }
         rd_kafka_resp_err_t err =
             produce_one(rk, rkt, partition, key, keylen, val, vallen, hdrs, nhdrs);
         if (err) {
@@ -882,7 +895,10 @@ static void client_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     cc->have_assignment = cc->eof.nassigned > 0;
 }
 
-static void write_record(FILE *out, const rd_kafka_message_t *m, const client_consume_opts_t *o)
+/* Writes m with value (value, value_len), which is m's payload or its transform.
+ * m itself is passed whole: librdkafka's accessors need the original message. */
+static void write_record(FILE *out, const rd_kafka_message_t *m, const void *value, size_t value_len,
+                         const client_consume_opts_t *o)
 {
     if (!o->json) {
         if (o->key_separator) {
@@ -890,8 +906,8 @@ static void write_record(FILE *out, const rd_kafka_message_t *m, const client_co
                 fwrite_unlocked(m->key, 1, m->key_len, out);
             fputs_unlocked(o->key_separator, out);
         }
-        if (m->payload)
-            fwrite_unlocked(m->payload, 1, m->len, out);
+        if (value)
+            fwrite_unlocked(value, 1, value_len, out);
         putc_unlocked('\n', out);
         return;
     }
@@ -908,7 +924,7 @@ static void write_record(FILE *out, const rd_kafka_message_t *m, const client_co
                                                         : "none");
     client_json_write_bytes(out, m->key, m->key_len);
     fputs_unlocked(",\"value\":", out);
-    client_json_write_bytes(out, m->payload, m->len);
+    client_json_write_bytes(out, value, value_len);
     fputs_unlocked(",\"headers\":[", out);
     rd_kafka_headers_t *h = NULL;
     if (!rd_kafka_message_headers(m, &h)) {
@@ -1144,7 +1160,22 @@ int client_consume_stream(const client_consume_opts_t *o, FILE *out, client_cons
             fprintf(stderr, "eddy consume: %s (retrying)\n", msg);
             continue;
         }
-        write_record(out, m, o);
+        if (o->value_fn) {
+            const void *tv;
+            size_t tlen;
+            char terr[300];
+            if (o->value_fn(o->value_opaque, m->payload, m->payload ? m->len : 0, &tv, &tlen, terr,
+                            sizeof terr)) {
+                fprintf(stderr, "eddy consume: partition %" PRId32 " offset %" PRId64 ": %s\n",
+                        m->partition, m->offset, terr);
+                st->untransformed++;
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            write_record(out, m, tv, tlen, o); /* the transformed value in place of the stored one */
+        } else {
+            write_record(out, m, m->payload, m->len, o);
+        }
         st->messages++;
         st->bytes += (int64_t)(m->len + m->key_len);
         rd_kafka_message_destroy(m);

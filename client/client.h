@@ -86,6 +86,15 @@ int client_topic_list(const char *brokers, const core_strlist_t *props, FILE *ou
 int client_topic_describe(const char *brokers, const core_strlist_t *props, const char *name,
                           FILE *out, int timeout_ms, char *errstr, size_t errstr_size);
 
+/* A value transform applied to each record's value: produce passes the
+ * line's value through it before sending, consume before printing (e.g. the
+ * Avro codecs of client_avro.h). Returns 0 with *out / *out_len (borrowed
+ * from the transform, valid until its next call), or nonzero with errstr:
+ * produce counts the record as failed; consume reports it on stderr with
+ * its partition and offset and counts it in stats.untransformed. */
+typedef int (*client_value_fn)(void *opaque, const void *in, size_t in_len, const void **out,
+                               size_t *out_len, char *errstr, size_t errstr_size);
+
 /* ---- produce -------------------------------------------------------------- */
 
 typedef struct client_produce_opts {
@@ -98,6 +107,8 @@ typedef struct client_produce_opts {
     const core_strlist_t *props;   /* librdkafka overrides; may be NULL */
     int64_t delivery_timeout_ms;   /* per record, librdkafka message.timeout.ms */
     volatile sig_atomic_t *stop;   /* may be NULL */
+    client_value_fn value_fn;      /* NULL: values as read */
+    void *value_opaque;
 } client_produce_opts_t;
 
 typedef struct client_produce_stats {
@@ -135,11 +146,14 @@ typedef struct client_consume_opts {
     const char *key_separator;  /* text mode: print key SEP value when set */
     const core_strlist_t *props;
     volatile sig_atomic_t *stop;
+    client_value_fn value_fn;   /* NULL: values as stored */
+    void *value_opaque;
 } client_consume_opts_t;
 
 typedef struct client_consume_stats {
     int64_t messages;
     int64_t bytes;
+    int64_t untransformed;      /* records value_fn refused (reported, not printed) */
 } client_consume_stats_t;
 
 /* Consumes and writes one line per record to out until max_messages, the end

@@ -73,6 +73,17 @@ def clicklog(c):
     want = collections.Counter((k["ts"], k["userid"], k["event"], k.get("item"),
                                 int(k["rating"]) if "rating" in k else None, k.get("session")) for k in exp)
     check(got == want, "decoded clicks equal the lines' clicks (%d differ)" % sum(((got - want) + (want - got)).values()))
+    # and eddy consume --avro (avro-c via the registry) agrees
+    r = c.run([J.EDDY, "consume", "--topic", "clicks", "--broker", c.broker_addr, "--avro",
+               "--registry", c.registry, "--from-beginning", "--exit-at-end", "--quiet"])
+    viaavro = collections.Counter()
+    for l in r.stdout.split("\n"):
+        if l.strip():
+            d = json.loads(l)
+            item = d["item"] and d["item"]["string"]
+            rating = d["rating"] and d["rating"]["int"]
+            viaavro[(d["ts"], d["userid"], d["event"], item, rating, d["attrs"].get("session"))] += 1
+    check(viaavro == want, "eddy consume --avro decodes the same clicks (%d vs %d)" % (sum(viaavro.values()), sum(want.values())))
     # DLQ: every bad line, unchanged, with its reason
     dlq = c.consume("clicks-dlq", len(BAD))
     check(len(dlq) == len(BAD), "%d DLQ records for %d bad lines" % (len(dlq), len(BAD)))
