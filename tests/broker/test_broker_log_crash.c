@@ -376,9 +376,22 @@ static int64_t check_log(const char *dir, ack_t *acks, int nacks, int64_t max_fl
     return max_id + 1;
 }
 
+/* The directory lives in the fixture so it is removed even when a check fails. */
+static int setup_root(void **state)
+{
+    *state = tu_tmpdir();
+    return 0;
+}
+
+static int teardown_root(void **state)
+{
+    tu_rmrf(*state);
+    free(*state);
+    return 0;
+}
+
 static void test_kill_9_during_appends_keeps_every_flushed_batch_exactly_once(void **state)
 {
-    (void)state;
     const char *env = getenv("EDDY_TEST_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)core_wall_ms() ^ (uint64_t)getpid();
     printf("    seed %llu (EDDY_TEST_SEED=%llu to replay)\n", (unsigned long long)seed,
@@ -388,7 +401,7 @@ static void test_kill_9_during_appends_keeps_every_flushed_batch_exactly_once(vo
     int rounds = (int)(20 * scale());
     if (rounds < 10)
         rounds = 10;
-    char *root = tu_tmpdir();
+    const char *root = *state;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/p-0", root);
     int64_t next_id = 0, total_acked = 0, ndurable = 0, durable_leo = 0;
@@ -472,14 +485,13 @@ static void test_kill_9_during_appends_keeps_every_flushed_batch_exactly_once(vo
            (long long)total_acked);
     assert_true(total_acked > 0);
     free(durable);
-    tu_rmrf(root);
-    free(root);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kill_9_during_appends_keeps_every_flushed_batch_exactly_once),
+        cmocka_unit_test_setup_teardown(test_kill_9_during_appends_keeps_every_flushed_batch_exactly_once,
+                                        setup_root, teardown_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
