@@ -7,7 +7,6 @@
 #include <omp.h>
 
 #include <cblas.h>
-#include <lapacke.h>
 
 #include "core/core_alloc.h"
 #include "core/core_err.h"
@@ -22,12 +21,17 @@
  * 256 × k doubles, 200 KiB at k = 100, whatever a row's count). */
 #define ALS_GRAM_BLOCK 256
 /* Below this rank our Cholesky beats LAPACK's call overhead (measured,
- * bench/ml_bench kernels: ours 1.3–4× faster at k ≤ 8, a tie at k = 10,
- * LAPACK 1.2–3× faster from k = 20). */
-#define ALS_HAND_CHOL_MAX_K 12
+ * bench/ml_bench kernels: ours 1.1–1.7× faster at k = 4; LAPACK's dposv
+ * 1.15× faster at k = 8, 1.35× at 10, 2× at 20, 2.2–2.4× at 50–100). */
+#define ALS_HAND_CHOL_MAX_K 6
 
-/* OpenBLAS must not start threads of its own inside our OpenMP loops. */
+/* OpenBLAS must not start threads of its own inside our OpenMP loops (the
+ * OpenMP build we link already runs serially inside a parallel region; this
+ * covers the pthread fallback of ml/CMakeLists.txt). */
 void openblas_set_num_threads(int num_threads);
+/* LAPACK (bundled in OpenBLAS), Fortran calling convention. */
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda,
+            double *b, const int *ldb, int *info, size_t uplo_len);
 
 void als_params_default(als_params_t *p)
 {
@@ -336,12 +340,14 @@ static void form_normal(const als_params_t *p, const als_csr_t *rows, int32_t r,
 
 /* Solves the normal equations in s (A lower, row-major; b). 0 or -1 (not
  * positive definite). A row-major lower triangle is a column-major upper
- * one, so LAPACK reads it in place (no transposed copy, no NaN scan). */
+ * one, so LAPACK's dposv reads it in place (no transposed copy). */
 static int solve_normal(als_scratch_t *s, int k)
 {
     if (k < ALS_HAND_CHOL_MAX_K)
         return als_chol_solve(s->A, s->b, k);
-    return LAPACKE_dposv_work(LAPACK_COL_MAJOR, 'U', k, 1, s->A, k, s->b, k) == 0 ? 0 : -1;
+    int n = k, nrhs = 1, info = 0;
+    dposv_("U", &n, &nrhs, s->A, &n, s->b, &n, &info, 1);
+    return info == 0 ? 0 : -1;
 }
 
 /* out = (base + reg I + Σ w y yᵀ) v without forming the matrix. base is full

@@ -31,9 +31,10 @@
  * "Recommendations"): the Gram part Σ w y yᵀ gathers √w·y rows into blocks
  * of 256 and calls OpenBLAS cblas_dsyrk (1.2–4× faster than our best loop
  * at every rank and row length measured); the k×k solve is our Cholesky for
- * k < 12 (LAPACK's call overhead dominates there) and LAPACKE_dposv_work
- * above (1.2–3× faster from k = 20). OpenBLAS runs single-threaded inside
- * our OpenMP loop (openblas_set_num_threads(1)).
+ * k < 6 (LAPACK's call overhead dominates there) and LAPACK's dposv above
+ * (1.15× faster at k = 8, 2× and more from k = 20). OpenBLAS is
+ * its OpenMP build: single-threaded and safe inside our OpenMP loop, and no
+ * thread pool of its own in every eddy process (ml/CMakeLists.txt).
  *
  * Determinism: every row's solve reads only the other side's factors and the
  * row's own ratings, and every reduction (YᵀY, loss) is summed over fixed

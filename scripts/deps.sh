@@ -8,6 +8,7 @@ PKGS=(
   librocksdb-dev libhiredis-dev libmicrohttpd-dev libcsv-dev    # event store + HTTP server
   libcurl4-openssl-dev                                          # HTTP client (CLI -> roles)
   libavro-dev libopenblas-dev liblapacke-dev                    # Avro, ALS
+  libopenblas-openmp-dev                                        # ALS: BLAS without its own thread pool
   libcmocka-dev kcat python3-kafka redis-server curl            # tests: real clients and peers
 )
 if [ "${EDDY_BENCH_DEPS:-0}" = 1 ]; then PKGS+=(wrk nginx-light); fi
