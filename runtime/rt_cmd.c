@@ -197,6 +197,12 @@ int cmd_worker(int argc, char **argv)
     if (rc >= 0)
         goto out;
     token = resolve_token(c.token, c.data);
+    /* Started together with its driver (eddy up, scripts): give the driver
+     * time to generate DIR/token on its first start. */
+    for (int i = 0; !token && c.data && i < 300; i++) {
+        usleep(100000);
+        token = resolve_token(c.token, c.data);
+    }
     if (!token || c.slots < 1 || c.slots > 1024 || npos) {
         fprintf(stderr, "eddy worker: %s\nusage: %s\n",
                 !token ? "no token: pass --token, set EDDY_TOKEN or --data DIR" : "bad --slots",

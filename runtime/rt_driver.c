@@ -609,6 +609,7 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
             continue;
         }
         pthread_mutex_unlock(&d->mu);
+        int refused = 0;
         for (int i = 0; i < nd; i++) {
             dispatch_t *x = &ds[i];
             rt_http_resp_t resp;
@@ -622,6 +623,7 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
             core_buf_fini(&x->body);
             if (st == 202)
                 continue;
+            refused++;
             pthread_mutex_lock(&d->mu);
             task_slot_t *ts = &j->tasks[x->task];
             if (ts->st == TS_RUNNING && ts->attempt == x->attempt) {
@@ -639,6 +641,10 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
             pthread_mutex_unlock(&d->mu);
         }
         pthread_mutex_lock(&d->mu);
+        /* A worker still busy with tasks of a previous driver run answers
+         * 503: back off instead of re-offering at once. */
+        if (refused)
+            cv_wait_ms(d, 50);
     }
     free(ds);
     pthread_mutex_unlock(&d->mu);

@@ -266,8 +266,17 @@ static void run_child(worker_t *w, const rt_task_t *t, const uint8_t *body, size
                      t->job, sig, strsignal(sig), t->topic, (int)t->partition, t->start, t->end);
         fail_result(res, t, CORE_ERR_STATE, es);
     } else if (rt_result_decode(rb.data, rb.len, res)) {
-        snprintf(es, sizeof es, "task process exited with status %d without a valid result",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        /* exit() from job code, or a sanitizer halting the process. */
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (prog[0] >= 0)
+            snprintf(es, sizeof es,
+                     "job %s exited with status %d in process() on %s/%d offsets %" PRId64
+                     "..%" PRId64 " (task range [%" PRId64 ",%" PRId64 ")) without a result",
+                     t->job, code, t->topic, (int)t->partition, prog[0], prog[1], t->start,
+                     t->end);
+        else
+            snprintf(es, sizeof es, "task process of job %s exited with status %d without a result",
+                     t->job, code);
         fail_result(res, t, CORE_ERR_STATE, es);
     }
     core_buf_fini(&rb);
