@@ -6,6 +6,8 @@
   - --topic-name-pattern: creating a non-conforming topic fails with
     INVALID_TOPIC_EXCEPTION and a message naming the pattern (CreateTopics),
     and auto-creation by a producer is refused too;
+  - a member joining a group whose members run another client id logs a
+    warning naming both;
   - `eddy consume` joins a group only with an explicit --group: without it no
     group appears on the broker, and group.id via --property is refused."""
 import subprocess
@@ -36,6 +38,24 @@ def main():
         got = [m.value for m in ok]
         ok.close()
         assert len(got) == 10, "conforming group read %d of 10" % len(got)
+
+        # Two different applications in one group: the broker warns, naming both.
+        k = subprocess.Popen(["kcat", "-b", broker.addr, "-G", "team-a.shared", "app.events", "-q",
+                              "-X", "client.id=app-one"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: 'client_id "app-one"' in broker.log(), 15, "the first member to join")
+            other = KafkaConsumer("app.events", bootstrap_servers=broker.addr, group_id="team-a.shared",
+                                  client_id="app-two")
+            other.poll(timeout_ms=int(3000 * MULT))
+            line = wait_for(lambda: [l for l in broker.log().splitlines()
+                                     if "two different applications" in l], 15, "the mixed-group warning")
+            assert 'client_id "app-two"' in line[0] and 'client_id "app-one"' in line[0], line
+            print("warned: %s" % line[0].split("WARN", 1)[1].strip())
+            other.close(autocommit=False)
+        finally:
+            k.kill()
+            k.wait()
 
         # A non-conforming one is refused with INVALID_GROUP_ID.
         bad = KafkaConsumer("app.events", bootstrap_servers=broker.addr, group_id="adhoc")
@@ -76,7 +96,7 @@ def main():
         groups = subprocess.run([EDDY, "groups", "list", "--broker", broker.addr], capture_output=True,
                                 text=True, timeout=30 * MULT)
         names = [l.split()[0] for l in groups.stdout.splitlines()[1:] if l.strip()]
-        assert names == ["team-a.billing"], "groups on the broker: %s" % names
+        assert sorted(names) == ["team-a.billing", "team-a.shared"], "groups on the broker: %s" % names
         out = subprocess.run([EDDY, "consume", "--broker", broker.addr, "--topic", "app.events",
                               "--property", "group.id=shared"], capture_output=True, text=True,
                              timeout=30 * MULT)
