@@ -12,7 +12,7 @@ N = max(1000, int(1_000_000 * SCALE))
 c = Cluster("exactly-once")
 try:
     ids = ["r%08d" % i for i in range(N)]
-    c.produce(ids)
+    c.produce(["%s:%s" % (i, i) for i in ids], key_sep=":")  # keyed: spread over all partitions
     c.start_driver()
     c.start_worker(slots=2)
     c.start_worker(slots=2)

@@ -90,7 +90,7 @@ class Cluster:
 
     def start_broker(self):
         self.spawn("broker", [EDDY, "broker", "--data", os.path.join(self.dir, "broker"),
-                              "--listen", self.broker_addr])
+                              "--listen", self.broker_addr, "--http-listen", "off"])
         wait_for(lambda: self._connectable(self.bport), "broker port")
 
     def _connectable(self, port):
