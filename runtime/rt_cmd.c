@@ -2,6 +2,7 @@
  * Runtime commands: eddy driver | worker | submit | jobs | job-check | task-run.
  * Each declares its settings once as a core_opt_t table (core_conf.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -21,6 +22,7 @@
 #include "runtime/rt_driver.h"
 #include "runtime/rt_http.h"
 #include "runtime/rt_job.h"
+#include "runtime/rt_plan.h"
 #include "runtime/rt_worker.h"
 
 static volatile sig_atomic_t g_stop;
@@ -494,21 +496,125 @@ static void print_status(json_t *o)
     }
 }
 
+/* `eddy jobs verify --data DIR`: the check tool for the driver's on-disk
+ * files (STYLE §9): every job definition, plan and commit record is read,
+ * its frame, CRC and JSON validated, and plans checked to chain (batch N
+ * starts where N-1 ended). Works offline; exit 1 on any damage. */
+static int verify_dir_records(const char *dir, const char *kind, int is_plan, int *bad)
+{
+    int64_t last;
+    if (rt_dir_last_batch(dir, &last))
+        return 0;
+    int n = 0;
+    rt_plan_t prev = {0};
+    int have_prev = 0;
+    for (int64_t b = 0; b <= last; b++) {
+        char nm[32], es[512], *txt = NULL;
+        snprintf(nm, sizeof nm, "%" PRId64, b);
+        int err = rt_record_read(dir, nm, &txt, NULL, es, sizeof es);
+        if (err == ENOENT)
+            continue; /* purged (retention) */
+        n++;
+        if (err) {
+            printf("  BAD %s %s: %s\n", kind, nm, es);
+            (*bad)++;
+            continue;
+        }
+        if (is_plan) {
+            rt_plan_t p;
+            if (rt_plan_from_json(txt, strlen(txt), &p, es, sizeof es) || p.batch != b) {
+                printf("  BAD %s %s: %s\n", kind, nm, es[0] ? es : "batch id mismatch");
+                (*bad)++;
+            } else {
+                for (int i = 0; have_prev && i < p.nranges; i++) {
+                    const rt_range_t *r = rt_plan_find(&prev, p.ranges[i].topic, p.ranges[i].partition);
+                    if (r && r->end != p.ranges[i].start && prev.batch == b - 1) {
+                        printf("  BAD %s %s: %s/%d starts at %" PRId64 ", batch %" PRId64
+                               " ended at %" PRId64 "\n",
+                               kind, nm, p.ranges[i].topic, (int)p.ranges[i].partition,
+                               p.ranges[i].start, b - 1, r->end);
+                        (*bad)++;
+                    }
+                }
+                if (have_prev)
+                    rt_plan_free(&prev);
+                prev = p;
+                have_prev = 1;
+            }
+        } else {
+            json_t *o = json_loads(txt, 0, NULL);
+            if (!o || json_integer_value(json_object_get(o, "batch")) != b) {
+                printf("  BAD %s %s: not a commit record of batch %s\n", kind, nm, nm);
+                (*bad)++;
+            }
+            json_decref(o);
+        }
+        free(txt);
+    }
+    if (have_prev)
+        rt_plan_free(&prev);
+    return n;
+}
+
+static int jobs_verify(const char *data)
+{
+    char jobs[4200];
+    snprintf(jobs, sizeof jobs, "%s/jobs", data);
+    DIR *d = opendir(jobs);
+    if (!d) {
+        fprintf(stderr, "eddy jobs verify: %s: %s\n", jobs, strerror(errno));
+        return 1;
+    }
+    int bad = 0, njobs = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || de->d_name[0] == '_')
+            continue;
+        char dir[4400], sub[4500], es[512], *txt = NULL;
+        snprintf(dir, sizeof dir, "%.4100s/%.255s", jobs, de->d_name);
+        int err = rt_record_read(dir, "job", &txt, NULL, es, sizeof es);
+        free(txt);
+        njobs++;
+        if (err) {
+            printf("job %s: BAD definition: %s\n", de->d_name, es);
+            bad++;
+            continue;
+        }
+        snprintf(sub, sizeof sub, "%s/plans", dir);
+        int np = verify_dir_records(sub, "plan", 1, &bad);
+        snprintf(sub, sizeof sub, "%s/commits", dir);
+        int nc = verify_dir_records(sub, "commit", 0, &bad);
+        printf("job %s: %d plans, %d commit records\n", de->d_name, np, nc);
+    }
+    closedir(d);
+    printf("%d jobs, %d damaged files\n", njobs, bad);
+    return bad ? 1 : 0;
+}
+
 int cmd_jobs(int argc, char **argv)
 {
     static const char *usage = "eddy jobs list | status NAME | stop NAME | resume NAME | delete NAME "
-                               "[--driver HOST:PORT] [--token T | --data DIR] [--json]";
+                               "[--driver HOST:PORT] [--token T | --data DIR] [--json] | "
+                               "verify --data DIR";
     jobs_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
     char *token = NULL;
     int rc = parse(jobs_opts, &c, argc, argv, pos, &npos, "jobs", usage,
                    "Lists jobs, shows a job's status and batch history, stops, resumes or\n"
-                   "deletes a job (stop/resume/delete need the token).");
+                   "deletes a job (stop/resume/delete need the token). `verify` checks the\n"
+                   "driver's files offline (job definitions, plans, commit records: frame,\n"
+                   "CRC, JSON, plans chaining); exit 1 on damage.");
     if (rc >= 0)
         goto out;
     rc = 2;
     const char *verb = npos ? pos[0] : "list";
+    if (!strcmp(verb, "verify")) {
+        rc = c.data && npos == 1 ? jobs_verify(c.data) : 2;
+        if (rc == 2)
+            fprintf(stderr, "usage: eddy jobs verify --data DIR\n");
+        goto out;
+    }
     int need_name = strcmp(verb, "list") != 0;
     if ((need_name && npos != 2) || (!need_name && npos > 1) ||
         (strcmp(verb, "list") && strcmp(verb, "status") && strcmp(verb, "stop") &&

@@ -39,6 +39,17 @@ try:
     check(wait_for(committed, "group offsets committed") is True, "eddy-job-copy committed N offsets, lag 0")
     c.stop("driver")
     check_exactly_once(c.export_events(), ids, "copy")
+    # The check tool accepts the driver's files, and catches a damaged plan.
+    r = c.run([EDDY, "jobs", "verify", "--data", c.data], check_rc=False)
+    check(r.returncode == 0 and "0 damaged files" in r.stdout, "jobs verify: " + r.stdout)
+    plan0 = os.path.join(c.data, "jobs", "copy", "plans", "0")
+    with open(plan0, "r+b") as f:
+        f.seek(-2, 2)
+        b = f.read(1)
+        f.seek(-2, 2)
+        f.write(bytes([b[0] ^ 1]))
+    r = c.run([EDDY, "jobs", "verify", "--data", c.data], check_rc=False)
+    check(r.returncode == 1 and "BAD plan 0" in r.stdout, "jobs verify finds the flipped bit: " + r.stdout)
 finally:
     c.close()
 finish()
