@@ -833,12 +833,29 @@ static void on_check(uv_check_t *h)
 }
 
 /* ---- housekeeping and shutdown ------------------------------------------------------- */
+/* Partitions written only with acks=0/1 are never put in the dirty set by a
+ * produce, so their recovery point would not move until shutdown. Each
+ * housekeeping round hands those with unsynced bytes to the same flush job
+ * acks=all uses (off the loop thread), bounding what a crash can cut. */
+static void housekeep_flush_idle(broker_net_t *net)
+{
+    broker_topics_t *t = net->b->topics;
+    for (int i = 0; i < broker_topics_count(t); i++) {
+        broker_topic_t *topic = broker_topics_at(t, i);
+        for (int p = 0; p < topic->npartitions; p++)
+            if (broker_log_needs_flush(topic->partitions[p]))
+                broker_dirty_add(net->b, topic->partitions[p]);
+    }
+    flush_start(net);
+}
+
 static void on_housekeep(uv_timer_t *t)
 {
     broker_net_t *net = t->data;
     if (net->flush_inflight)
         return; /* retention must not delete a segment the flush job holds */
     broker_topics_housekeep(net->b->topics, core_wall_ms());
+    housekeep_flush_idle(net);
 }
 
 static void net_maybe_finish(broker_net_t *net)
