@@ -234,6 +234,11 @@ int click_reader_decode(click_reader_t *cr, const void *msg, size_t len, click_t
                  avro_strerror());
         return CLICK_EBAD;
     }
+    char extra;
+    if (avro_read(cr->mem, &extra, 1) == 0) { /* avro-c stops at the datum's end: more is an error */
+        snprintf(reason, rs, "datum of schema id %d has trailing bytes", (int)id);
+        return CLICK_EBAD;
+    }
     avro_value_t f;
     size_t n;
     memset(out, 0, sizeof *out);

@@ -119,7 +119,8 @@ def clicks_to_events(c):
     old_rec = hdr(old_id) + J._wlong(1461801600000) + J._wstr("UOLD") + J._wstr("view")
     new_rec = (hdr(new_id) + J._wlong(1461801600001) + J._wstr("UNEW") + J._wstr("rate") +
                b"\x02" + J._wstr("INEW") + b"\x02" + J._wlong(5) + J._wstr("https://x"))
-    bad = [b"\x01" + new_rec[1:], hdr(99999) + new_rec[5:], hdr(new_id) + b"\x02", b"\x00\x00"]
+    bad = [b"\x01" + new_rec[1:], hdr(99999) + new_rec[5:], hdr(new_id) + b"\x02", b"\x00\x00",
+           new_rec + b"\x00"]
     J.produce_bytes(c.broker_addr, "clicks", [old_rec, new_rec] + bad, partition=0)
     total = len(exp_clicks) + 2 + len(bad)
     st = c.wait_records("c2e", total, timeout=60)
@@ -135,7 +136,7 @@ def clicks_to_events(c):
     dlq = c.consume("c2e-dlq", len(bad))
     reasons = sorted(dict(r["headers"]).get("eddy.error", "") for r in dlq)
     check(len(dlq) == len(bad), "%d bad frames in the DLQ: %s" % (len(dlq), reasons))
-    for word in ("magic", "unknown schema id", "does not decode", "short frame"):
+    for word in ("magic", "unknown schema id", "does not decode", "short frame", "trailing bytes"):
         check(any(word in r for r in reasons), "a DLQ reason says %r: %s" % (word, reasons))
     c.stop("driver")
     events = c.export_events()
