@@ -37,6 +37,9 @@ def worker_kill(c):
         return None
     w = wait_for(busy_worker, "a worker running tasks")
     victim = a if w["id"].endswith("-w1") else b
+    other = b if victim == a else a
+    if not check(c.procs[other].poll() is None, "the surviving worker is alive before the kill"):
+        raise RuntimeError("worker %s exited early: %s" % (other, c.log(other)[-2000:]))
     c.kill9(victim)
     st = c.wait_records("copy", N, timeout=180)
     check("declared dead" in c.log("driver") or "unreachable" in c.log("driver"),
