@@ -19,7 +19,20 @@ def roles(data):
         return {r["name"]: r for r in json.load(f)["roles"]}
 
 
+def readme_lists_every_setting():
+    """The README's settings table is checked against `eddy up --help`, which
+    prints the parser's own table: a setting cannot exist undocumented."""
+    helptext = subprocess.run([EDDY, "up", "--help"], capture_output=True, text=True).stdout
+    flags = [l.split()[0] for l in helptext.split("options:")[1].splitlines() if l.strip().startswith("--")]
+    assert len(flags) > 20, helptext
+    with open(os.path.join(os.environ.get("EDDY_SOURCE_DIR", "."), "README.md")) as f:
+        readme = f.read()
+    missing = [f for f in flags if "`%s`" % f not in readme or "`%s`" % f[2:].replace("-", ".") not in readme]
+    assert not missing, "README lacks eddy up settings: %s" % missing
+
+
 def main():
+    readme_lists_every_setting()
     d = tmpdir()
     data = os.path.join(d, "data")
     ports = {k: free_port() for k in ("broker", "broker.http", "registry", "eventserver", "driver", "serve")}
