@@ -144,8 +144,10 @@ static int counts_process(eddy_ctx_t *ctx, const eddy_record_t *records, size_t 
             continue;
         }
         if (rc < 0) {
-            eddy_log(ctx, EDDY_LOG_ERROR, "window state of %s/%d: too many open windows (%zu)",
-                     ctx->topic, ctx->partition, cw_open_count(j->w));
+            eddy_log(ctx, EDDY_LOG_ERROR, "window state of %s/%d: %s (%zu open windows)",
+                     ctx->topic, ctx->partition,
+                     rc == CW_ELIMIT ? "too many open windows" : "out of memory",
+                     cw_open_count(j->w));
             return -1;
         }
         j->clicks++;
