@@ -114,8 +114,11 @@ class Cluster:
     def start_worker(self, slots=2):
         self.nworkers += 1
         key = "worker%d" % self.nworkers
+        # The binary cache lives in the cluster dir, so even a kill -9'd
+        # worker leaves nothing behind after close().
         self.spawn(key, [EDDY, "worker", "--driver", self.driver_addr, "--data", self.data,
-                         "--slots", str(slots), "--heartbeat", "200ms"])
+                         "--slots", str(slots), "--heartbeat", "200ms",
+                         "--work-dir", os.path.join(self.dir, key + "-cache")])
         return key
 
     def kill9(self, key):
