@@ -28,8 +28,7 @@
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    g_stop = sig; /* nonzero: the signal that asked us to stop, logged on the way out */
 }
 
 static void install_signals(void)
@@ -227,6 +226,8 @@ int cmd_worker(int argc, char **argv)
     rc = rt_worker_run(&wc, &g_stop, es, sizeof es);
     if (rc)
         fprintf(stderr, "eddy worker: %s\n", es);
+    else
+        CORE_INFO("worker", "stopped (signal %d)", (int)g_stop);
     rc = rc ? 1 : 0;
 out:
     free(token);

@@ -26,7 +26,8 @@ def worker_kill(c):
     c.start_driver()
     a = c.start_worker(slots=2)
     b = c.start_worker(slots=2)
-    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 2, "2 workers")
+    spare = c.start_worker(slots=1)  # the batch must finish even if the survivor is slow to return
+    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 3, "3 workers")
     c.submit("copy_to_events", "copy", "--max-records-per-batch", str(N // 4),
              "--config", '{"sleep_ms": 40}')
 
@@ -36,7 +37,7 @@ def worker_kill(c):
                 return w
         return None
     w = wait_for(busy_worker, "a worker running tasks")
-    victim = a if w["id"].endswith("-w1") else b
+    victim = {"-w1": a, "-w2": b, "-w3": spare}[w["id"][w["id"].rindex("-"):]]
     other = b if victim == a else a
     if not check(c.procs[other].poll() is None, "the surviving worker is alive before the kill"):
         raise RuntimeError("worker %s exited early: %s" % (other, c.log(other)[-2000:]))
