@@ -283,6 +283,25 @@ void rt_event_id(const char *job_uid, const char *topic, int32_t partition, int6
     hex(d, 16, out);
 }
 
+void rt_event_key_id(const char *job_uid, const void *key, size_t key_len, char out[33])
+{
+    /* "eddy-event-key" NUL uid NUL key; keys are capped at 1024 bytes by the host */
+    unsigned char buf[15 + 256 + 1 + 1024];
+    size_t ul = strnlen(job_uid, 255), n = 0;
+    if (key_len > 1024)
+        key_len = 1024;
+    memcpy(buf, "eddy-event-key", 15);
+    n = 15;
+    memcpy(buf + n, job_uid, ul);
+    n += ul;
+    buf[n++] = 0;
+    memcpy(buf + n, key, key_len);
+    n += key_len;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(buf, n, d);
+    hex(d, 16, out);
+}
+
 void rt_sha256_hex(const void *p, size_t len, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];

@@ -104,6 +104,9 @@ void rt_result_set_state(rt_result_t *r, const void *key, size_t key_len, const 
  * (then partition/offset/index are the task's range end and emit index). */
 void rt_event_id(const char *job_uid, const char *topic, int32_t partition, int64_t offset,
                  int64_t index, char out[33]);
+/* The id of an event emitted with eddy_emit_event_keyed: 32 hex chars of
+ * SHA-256 over ("eddy-event-key", job uid, key). Stable across re-runs. */
+void rt_event_key_id(const char *job_uid, const void *key, size_t key_len, char out[33]);
 
 /* SHA-256 of a buffer as 64 hex chars + NUL. */
 void rt_sha256_hex(const void *p, size_t len, char out[65]);

@@ -200,9 +200,9 @@ static char *dup_opt(const char *s)
     return s ? core_xstrdup(s) : NULL;
 }
 
-static int host_emit_event(eddy_ctx_t *pub, const eddy_record_t *src, const eddy_event_t *ev)
+/* Checks an event from a job; 0 or a failure already recorded in the task. */
+static int event_check(rt_ctx_t *c, const eddy_event_t *ev)
 {
-    rt_ctx_t *c = (rt_ctx_t *)pub;
     if (!ev || !ev->event || !*ev->event || !ev->entity_type || !*ev->entity_type ||
         !ev->entity_id || !*ev->entity_id)
         return ctx_fail(c, CORE_ERR_INVAL,
@@ -219,6 +219,50 @@ static int host_emit_event(eddy_ctx_t *pub, const eddy_record_t *src, const eddy
             return ctx_fail(c, CORE_ERR_INVAL,
                             "eddy_emit_event: properties_json is not a JSON object");
     }
+    return 0;
+}
+
+/* Buffers a checked event under an id already derived. */
+static int event_add(rt_ctx_t *c, const char id[33], const eddy_event_t *ev)
+{
+    rt_event_out_t *e = rt_result_add_event(c->res);
+    e->id = core_xstrndup(id, 32);
+    e->event = core_xstrdup(ev->event);
+    e->entity_type = core_xstrdup(ev->entity_type);
+    e->entity_id = core_xstrdup(ev->entity_id);
+    e->target_type = dup_opt(ev->target_entity_type);
+    e->target_id = dup_opt(ev->target_entity_id);
+    e->properties = dup_opt(ev->properties_json);
+    e->event_time = ev->event_time_ms;
+    c->out_bytes += 64 + strlen(e->event) + strlen(e->entity_type) + strlen(e->entity_id) +
+                    (e->properties ? strlen(e->properties) : 0);
+    if (c->out_bytes > RT_TASK_MAX_OUTPUT)
+        return ctx_fail(c, CORE_ERR_TOO_LARGE,
+                        "task output exceeds %zu bytes; lower --max-records-per-batch",
+                        RT_TASK_MAX_OUTPUT);
+    return 0;
+}
+
+static int host_emit_event_keyed(eddy_ctx_t *pub, const void *key, size_t key_len,
+                                 const eddy_event_t *ev)
+{
+    rt_ctx_t *c = (rt_ctx_t *)pub;
+    if (!key || !key_len || key_len > 1024)
+        return ctx_fail(c, CORE_ERR_INVAL, "eddy_emit_event_keyed: id key must be 1..1024 bytes");
+    int rc = event_check(c, ev);
+    if (rc)
+        return rc;
+    char id[33];
+    rt_event_key_id(c->task->job_uid, key, key_len, id);
+    return event_add(c, id, ev);
+}
+
+static int host_emit_event(eddy_ctx_t *pub, const eddy_record_t *src, const eddy_event_t *ev)
+{
+    rt_ctx_t *c = (rt_ctx_t *)pub;
+    int rc = event_check(c, ev);
+    if (rc)
+        return rc;
     /* Event id: the source record's offset and its emit index. */
     int64_t offset, index;
     const char *topic = c->task->topic;
@@ -249,23 +293,9 @@ static int host_emit_event(eddy_ctx_t *pub, const eddy_record_t *src, const eddy
         offset = -1 - c->task->end;
         index = c->null_source_emits++;
     }
-    rt_event_out_t *e = rt_result_add_event(c->res);
-    e->id = core_xmalloc(33);
-    rt_event_id(c->task->job_uid, topic, partition, offset, index, e->id);
-    e->event = core_xstrdup(ev->event);
-    e->entity_type = core_xstrdup(ev->entity_type);
-    e->entity_id = core_xstrdup(ev->entity_id);
-    e->target_type = dup_opt(ev->target_entity_type);
-    e->target_id = dup_opt(ev->target_entity_id);
-    e->properties = dup_opt(ev->properties_json);
-    e->event_time = ev->event_time_ms;
-    c->out_bytes += 64 + strlen(e->event) + strlen(e->entity_type) + strlen(e->entity_id) +
-                    (e->properties ? strlen(e->properties) : 0);
-    if (c->out_bytes > RT_TASK_MAX_OUTPUT)
-        return ctx_fail(c, CORE_ERR_TOO_LARGE,
-                        "task output exceeds %zu bytes; lower --max-records-per-batch",
-                        RT_TASK_MAX_OUTPUT);
-    return 0;
+    char id[33];
+    rt_event_id(c->task->job_uid, topic, partition, offset, index, id);
+    return event_add(c, id, ev);
 }
 
 static int host_counter_add(eddy_ctx_t *pub, const char *name, int64_t delta)
@@ -387,6 +417,7 @@ static const eddy_host_api_t host_api = {
     .state_put = host_state_put,
     .state_del = host_state_del,
     .emit_headers = host_emit_headers,
+    .emit_event_keyed = host_emit_event_keyed,
 };
 
 /* ---- reading the range ---------------------------------------------------- */

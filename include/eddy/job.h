@@ -120,6 +120,10 @@ typedef struct eddy_host_api {
     int (*emit_headers)(eddy_ctx_t *ctx, const char *topic, const void *key, size_t key_len,
                         const void *value, size_t value_len, const eddy_header_t *headers,
                         size_t header_count);
+    /* Appended in ABI 1 (see eddy_emit_event_keyed): an event whose id derives
+     * from (job, id_key) instead of the source record's position. */
+    int (*emit_event_keyed)(eddy_ctx_t *ctx, const void *id_key, size_t id_key_len,
+                            const eddy_event_t *ev);
 } eddy_host_api_t;
 
 /* The context handed to every callback. The host owns it; a job may use
@@ -184,6 +188,22 @@ static inline int eddy_emit_event(eddy_ctx_t *ctx, const eddy_record_t *source,
                                   const eddy_event_t *ev)
 {
     return ctx->api->emit_event(ctx, source, ev);
+}
+
+/* Like eddy_emit_event, but the event id derives from (job, id_key) rather
+ * than from the source record's topic, partition and offset. Use it when the
+ * input may carry the same logical record twice at different offsets (an
+ * upstream job's topic output is at-least-once): give the record's identity
+ * from its origin (e.g. the raw line's coordinates) as id_key, and the
+ * duplicates collapse in the idempotent store, so the pipeline's effect stays
+ * exactly once. Returns -1 on a host too old to have it. */
+static inline int eddy_emit_event_keyed(eddy_ctx_t *ctx, const void *id_key, size_t id_key_len,
+                                        const eddy_event_t *ev)
+{
+    if (ctx->api->size <
+        offsetof(eddy_host_api_t, emit_event_keyed) + sizeof ctx->api->emit_event_keyed)
+        return -1;
+    return ctx->api->emit_event_keyed(ctx, id_key, id_key_len, ev);
 }
 
 /* Adds delta to a per-job counter (exactly once; shown at the driver's /metrics). */

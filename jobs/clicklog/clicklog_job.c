@@ -12,6 +12,8 @@
  * At init the job registers its schema with the schema registry under
  * `subject` (default "<output>-value", Confluent's TopicNameStrategy) and uses
  * the id it gets; registration is idempotent, so every task gets the same id.
+ * Each click carries the header eddy.source = "<topic>/<partition>/<offset>/<n>"
+ * of the raw line it came from (see clicks-to-events for why).
  *
  * Config (--config at submit): {"output": "clicks", "dlq": "clicks-dlq",
  * "registry": "http://127.0.0.1:8081", "subject": "clicks-value"}.
@@ -160,9 +162,19 @@ static int clicklog_process(eddy_ctx_t *ctx, const eddy_record_t *records, size_
             continue;
         }
         const clicklog_str_t *user = clicklog_top(&rec, "userid");
-        for (int e = 0; e < nclicks; e++)
-            if (eddy_emit(ctx, j->output, user->p, user->n, outs[e], lens[e]))
+        for (int e = 0; e < nclicks; e++) {
+            /* Provenance: the raw line's coordinates and the click's index in
+             * it. Topic output is at-least-once, so a re-run may write a click
+             * again at another offset; downstream jobs key their effects on
+             * this header (clicks-to-events does), which keeps the pipeline's
+             * effect in the store exactly once. */
+            char src[320];
+            int sn = snprintf(src, sizeof src, "%s/%d/%lld/%d", r->topic, r->partition,
+                              (long long)r->offset, e);
+            eddy_header_t h = {"eddy.source", src, (size_t)sn};
+            if (eddy_emit_with_headers(ctx, j->output, user->p, user->n, outs[e], lens[e], &h, 1))
                 return -1;
+        }
         j->clicks += nclicks;
     }
     return 0;

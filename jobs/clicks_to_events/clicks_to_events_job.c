@@ -87,7 +87,17 @@ static int one_record(eddy_ctx_t *ctx, cte_job_t *j, const eddy_record_t *r)
                        .target_entity_id = c.item,
                        .properties_json = is_rate ? props : NULL,
                        .event_time_ms = c.ts};
-    if (eddy_emit_event(ctx, r, &ev))
+    /* clicklog's output is at-least-once: a re-run of one of its batches can
+     * write a click twice at two offsets. Its eddy.source header names the
+     * raw line and click, so the event id derives from that, and the second
+     * copy lands on the same id in the idempotent store (exactly-once effect
+     * across both jobs). Records without it keep position-derived ids. */
+    const eddy_header_t *src = NULL;
+    for (size_t h = 0; h < r->header_count; h++)
+        if (!strcmp(r->headers[h].key, "eddy.source") && r->headers[h].value_len)
+            src = &r->headers[h];
+    if (src ? eddy_emit_event_keyed(ctx, src->value, src->value_len, &ev)
+            : eddy_emit_event(ctx, r, &ev))
         return -1;
     j->events++;
     return 0;

@@ -177,11 +177,12 @@ def register(registry, subject, schema):
         return json.loads(r.read())["id"]
 
 
-def produce_bytes(broker, topic, values, partition=None, key=None):
+def produce_bytes(broker, topic, values, partition=None, key=None, headers=None):
+    """headers: None, or one list of (name, bytes) per value."""
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=broker, api_version=(2, 5, 0))
-    for v in values:
+    for i, v in enumerate(values):
         k = key(v) if key else None
-        p.send(topic, value=v, key=k, partition=partition)
+        p.send(topic, value=v, key=k, partition=partition, headers=headers[i] if headers else None)
     p.flush(timeout=60 * MULT)
     p.close()
