@@ -41,6 +41,7 @@ static void model_free(als_model_t *m)
     free(m->item_norm);
     free(m->popularity);
     free(m->panel);
+    als_qpanel_fini(&m->qpanel);
     free(m);
 }
 
@@ -87,6 +88,10 @@ int als_model_derive(als_model_t *m)
     m->popularity = core_trymalloc(((size_t)ni + 1) * sizeof(float));
     m->panel = als_panel_build(&m->V);
     if (!m->item_norm || !m->popularity || !m->panel)
+        return CORE_ERR_NOMEM;
+    als_qpanel_fini(&m->qpanel);
+    if (als_qpanel_worthwhile() && !getenv("EDDY_SERVE_FLOAT_SCAN") &&
+        als_qpanel_build(&m->V, &m->qpanel) != CORE_OK)
         return CORE_ERR_NOMEM;
     for (int32_t i = 0; i < ni; i++) {
         const float *y = als_row(&m->V, i);

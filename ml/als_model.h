@@ -38,6 +38,7 @@
 
 #include "core/core_buf.h"
 #include "ml/als.h"
+#include "ml/als_score.h"
 #include "ml/als_data.h"
 
 #define ALS_MODEL_MAGIC "EDDYALS1"
@@ -74,6 +75,8 @@ typedef struct als_model {
     float *item_norm;     /* ‖V_i‖ */
     float *popularity;    /* training users per item */
     float *panel;         /* V in als_score.h panel layout (serving scans it) */
+    als_qpanel_t qpanel;  /* int8 copy for pre-scoring; q == NULL when the CPU
+                             lacks the instructions (als_qpanel_worthwhile) */
 } als_model_t;
 
 /* A new empty model with one reference. */

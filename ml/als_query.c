@@ -176,25 +176,108 @@ static bool shares_category(const als_model_t *m, int32_t item, const int32_t *s
  * (factors are validated finite on load). */
 #define ALS_EXCLUDED NAN
 
+/* Marks item i excluded; on the fast path, also refreshes its block's maximum
+ * lower bound, which kth_block_max relies on being a real candidate's. */
+static void exclude(float *scores, int32_t ni, int32_t i, float *bmax)
+{
+    scores[i] = ALS_EXCLUDED;
+    if (bmax) {
+        const int32_t b = i / ALS_PANEL, end = (b + 1) * ALS_PANEL < ni ? (b + 1) * ALS_PANEL : ni;
+        float mx = -INFINITY;
+        for (int32_t j = b * ALS_PANEL; j < end; j++)
+            mx = scores[j] > mx ? scores[j] : mx; /* NaN never wins */
+        bmax[b] = mx;
+    }
+}
+
+/* A starting threshold for pass A: the k-th largest block maximum of the
+ * lower bounds. Each block maximum belongs to a distinct, non-excluded item,
+ * so at least k items reach it and tau (the k-th best lower bound) is at
+ * least this; pass A then skips every block below it. Items that only pass
+ * if positive count only when their lower bound is > 0. heap is k slots of
+ * scratch. -inf when fewer than k blocks qualify. */
+static float kth_block_max(const float *bmax, int32_t nb, int k, bool positive_only,
+                           als_scored_t *heap)
+{
+    als_topk_t t;
+    als_topk_init(&t, heap, k);
+    float thr = -INFINITY;
+    for (int32_t b = 0; b < nb; b++) {
+        float v = bmax[b];
+        if (!(v >= thr) || v == -INFINITY || (positive_only && !(v > 0)))
+            continue;
+        als_topk_push(&t, b, v);
+        if (t.n == t.k)
+            thr = t.h[0].score;
+    }
+    return t.n == t.k ? thr : -INFINITY;
+}
+
+/* Pass B of the int8 fast path (als_score.h): rescores with the float panel
+ * every block holding an item whose upper bound reaches tau, and keeps the
+ * best k of those exactly. lo[i] is NaN for excluded items. cosine divides by
+ * the item norm, as the items query does. */
+static void rescore_candidates(const als_model_t *m, const float *x, const float *lo,
+                               const float *hi, const float *bmax_hi, float tau,
+                               bool positive_only, bool cosine, als_topk_t *t)
+{
+    const int32_t ni = m->items.n, rank = m->V.rank;
+    float blk[ALS_PANEL];
+    for (int32_t i0 = 0, b = 0; i0 < ni; i0 += ALS_PANEL, b++) {
+        if (!(bmax_hi[b] >= tau))
+            continue;
+        const int32_t cnt = ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL;
+        bool any = false;
+        for (int32_t j = 0; j < cnt; j++)
+            any |= lo[i0 + j] == lo[i0 + j] && hi[i0 + j] >= tau;
+        if (!any)
+            continue;
+        als_score_panel(x, m->panel + (size_t)i0 * rank, cnt, rank, blk);
+        for (int32_t j = 0; j < cnt; j++) {
+            const int32_t i = i0 + j;
+            if (!(lo[i] == lo[i] && hi[i] >= tau))
+                continue;
+            float sc = blk[j];
+            if (cosine)
+                sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
+            if (positive_only && !(sc > 0))
+                continue;
+            als_topk_push(t, i, sc);
+        }
+    }
+}
+
 int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popular,
                   core_buf_t *out, als_query_info_t *info)
 {
     const int32_t ni = m->items.n;
     memset(info, 0, sizeof(*info));
-    float *scores = NULL;
+    float *scores = NULL, *hi = NULL, *acc = NULL;
+    float *bmax = NULL; /* fast path: block maxima of lo (nb floats), then of hi */
+    const float *qx = NULL; /* query vector of the fast path; NULL = scores are exact */
     uint8_t *qmask = NULL;
     als_scored_t *heap = NULL;
     int32_t *cats = NULL, *cblack = NULL;
     int ncats = 0, ncblack = 0;
-    bool positive_only = false;
+    bool positive_only = false, cosine = false;
     als_topk_t t;
     int err = CORE_OK;
 
     if (ni == 0)
         goto answer_empty;
+    cats = cat_set(m, q->categories, &ncats);
+    cblack = cat_set(m, q->cat_black, &ncblack);
+    if (q->categories && ncats == 0)
+        goto answer_empty; /* no known category: nothing can share one */
+    /* The int8 pre-scoring pays on the plain query (no category or white
+     * list, which touch few items anyway) when the CPU has VNNI. */
+    const bool fast = m->qpanel.q && !q->categories && !ncblack && !q->white;
+    const int32_t nb = (ni + ALS_PANEL - 1) / ALS_PANEL;
     scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
+    hi = fast ? core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float)) : NULL;
+    bmax = fast ? core_trymalloc(2 * (size_t)nb * sizeof(float)) : NULL;
     heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
-    if (!scores || !heap) {
+    if (!scores || !heap || (fast && (!hi || !bmax))) {
         err = CORE_ERR_NOMEM;
         goto out;
     }
@@ -202,9 +285,15 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
     if (q->kind == ALS_QUERY_USER) {
         int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
         if (u >= 0) {
-            als_score_panel(als_row(&m->U, u), m->panel, ni, m->V.rank, scores);
+            const float *x = als_row(&m->U, u);
+            if (fast) {
+                als_qpanel_bounds(&m->qpanel, x, scores, hi, bmax, bmax + nb, false);
+                qx = x;
+            } else {
+                als_score_panel(x, m->panel, ni, m->V.rank, scores);
+            }
             for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
-                scores[m->seen.idx[e]] = ALS_EXCLUDED;
+                exclude(scores, ni, m->seen.idx[e], bmax);
         } else {
             info->unknown_user = true;
             if (!unknown_popular)
@@ -213,7 +302,6 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         }
     } else {
         /* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖. */
-        float *acc = NULL;
         qmask = core_trymalloc((size_t)ni);
         if (!qmask || posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
             err = CORE_ERR_NOMEM;
@@ -238,17 +326,29 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
                     acc[a] += y[a] * inv;
             }
         }
-        if (!known) {
-            free(acc);
+        if (!known)
             goto answer_empty;
+        if (fast) {
+            /* Dividing both bounds by the (positive) norm keeps them bounds:
+             * float division is monotonic. */
+            als_qpanel_bounds(&m->qpanel, acc, scores, hi, bmax, bmax + nb, false);
+            qx = acc;
+            for (int32_t i = 0; i < ni; i++) {
+                float n = m->item_norm[i];
+                scores[i] = qmask[i] ? ALS_EXCLUDED : n > 0 ? scores[i] / n : 0;
+                hi[i] = n > 0 ? hi[i] / n : 0;
+            }
+            als_block_max(scores, ni, bmax);
+            als_block_max(hi, ni, bmax + nb);
+        } else {
+            als_score_panel(acc, m->panel, ni, m->V.rank, scores);
+            for (int32_t i = 0; i < ni; i++)
+                scores[i] = qmask[i]                ? ALS_EXCLUDED
+                            : m->item_norm[i] > 0 ? scores[i] / m->item_norm[i]
+                                                  : 0;
         }
-        als_score_panel(acc, m->panel, ni, m->V.rank, scores);
-        free(acc);
-        for (int32_t i = 0; i < ni; i++)
-            scores[i] = qmask[i]                ? ALS_EXCLUDED
-                        : m->item_norm[i] > 0 ? scores[i] / m->item_norm[i]
-                                              : 0;
         positive_only = true;
+        cosine = true;
     }
     if (q->black) {
         size_t j;
@@ -257,25 +357,34 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         {
             int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
             if (i >= 0)
-                scores[i] = ALS_EXCLUDED;
+                exclude(scores, ni, i, bmax);
         }
     }
-    cats = cat_set(m, q->categories, &ncats);
-    cblack = cat_set(m, q->cat_black, &ncblack);
-    if (q->categories && ncats == 0)
-        goto answer_empty; /* no known category: nothing can share one */
 
     als_topk_init(&t, heap, q->num);
     if (!q->categories && !ncblack && !q->white) {
-        /* Hot path: one compare per item against the worst kept score. */
-        float thr = -INFINITY;
-        for (int32_t i = 0; i < ni; i++) {
-            float sc = scores[i];
-            if (!(sc >= thr) || (positive_only && !(sc > 0)))
+        /* Hot path: one compare per item against the worst kept score. On
+         * the fast path scores are lower bounds and this pass only finds
+         * tau, the k-th best lower bound (an item counts only if it surely
+         * passes the > 0 rule); rescore_candidates then decides exactly. */
+        float thr = qx ? kth_block_max(bmax, nb, q->num, positive_only, heap) : -INFINITY;
+        for (int32_t i0 = 0, b = 0; i0 < ni; i0 += ALS_PANEL, b++) {
+            if (bmax && !(bmax[b] >= thr))
                 continue;
-            als_topk_push(&t, i, sc);
-            if (t.n == t.k)
-                thr = t.h[0].score;
+            const int32_t end = ni - i0 < ALS_PANEL ? ni : i0 + ALS_PANEL;
+            for (int32_t i = i0; i < end; i++) {
+                float sc = scores[i];
+                if (!(sc >= thr) || (positive_only && !(sc > 0)))
+                    continue;
+                als_topk_push(&t, i, sc);
+                if (t.n == t.k)
+                    thr = t.h[0].score;
+            }
+        }
+        if (qx) {
+            float tau = t.n == t.k ? t.h[0].score : -INFINITY;
+            als_topk_init(&t, heap, q->num);
+            rescore_candidates(m, qx, scores, hi, bmax + nb, tau, positive_only, cosine, &t);
         }
     } else {
 #define CONSIDER(i)                                                                      \
@@ -326,6 +435,9 @@ answer_empty:
     core_wr_raw(out, "{\"itemScores\":[]}", 17);
 out:
     free(scores);
+    free(hi);
+    free(bmax);
+    free(acc);
     free(qmask);
     free(heap);
     free(cats);

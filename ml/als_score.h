@@ -17,6 +17,7 @@
 #ifndef EDDY_ALS_SCORE_H
 #define EDDY_ALS_SCORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ml/als.h"
@@ -80,5 +81,61 @@ float *als_panel_build(const als_factors_t *V);
 /* out[i] = x · V_i for i < n, from the panel copy; out must have room for n
  * rounded up to ALS_PANEL floats. x holds rank floats. */
 void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank, float *out);
+
+/* ---- int8 pre-scoring with exact bounds (the serving fast path) ---------------
+ *
+ * Why: at 10,000 items × rank 50 the float panel is 2 MB, more than one
+ * core's L2, so a full scan is bound by L3 bandwidth. Most items cannot
+ * reach the top k; finding which ones can does not need float precision.
+ *
+ * How: each item row is quantised to int8 with its own scale
+ * (q_i = round(V_i / s_i), s_i = max|V_i| / 127) — 4× less memory — and a
+ * query vector x to 8 bits the same way. One pass of integer dot products
+ * (AVX-512 VNNI: 64 multiply-adds per instruction) gives an approximation
+ * a_i of x·V_i together with a rigorous bound:
+ *     |x·V_i − a_i| ≤ ‖x − x̃‖·‖V_i‖ + ‖x̃‖·‖V_i − Ṽ_i‖ + rounding slack
+ * (Cauchy–Schwarz twice; x̃, Ṽ_i the dequantised vectors; the slack covers
+ * float rounding of both a_i and the float kernel's own sum, so the bound
+ * holds against the score als_score_panel computes, not just the real
+ * one). als_query then takes the k-th best LOWER bound as a threshold τ and
+ * rescores, with the float panel, only the blocks holding an item whose
+ * UPPER bound reaches τ. Every item of the true top k has score ≥ τ, so the
+ * answer is exactly the full scan's answer (same scores, same order), at a
+ * fraction of the memory traffic; typically a few blocks are rescored.
+ *
+ * Layout: blocks of ALS_PANEL items as in the float panel; within a block,
+ * for each group of 4 factors, the 4 bytes of item 0, then item 1, ... (64
+ * bytes = one VNNI operand). The rank is padded to a multiple of 4 with
+ * zero bytes. The user side is offset to unsigned (uq + 128) as VNNI wants;
+ * the per-item sum of q corrects for the offset exactly (all integer sums
+ * fit in int32: rank × 255 × 127 < 2^31 for rank ≤ 66,000).
+ */
+typedef struct als_qpanel {
+    int32_t n, rank, r4; /* items, rank, ceil(rank / 4) */
+    int8_t *q;           /* nblocks × r4 × 64 bytes, 64-byte aligned */
+    float *scale;        /* s_i (n rounded up to ALS_PANEL) */
+    int32_t *qsum;       /* Σ_a q_ia */
+    float *norm;         /* ‖V_i‖, rounded up */
+    float *err;          /* ‖V_i − s_i·q_i‖, rounded up */
+} als_qpanel_t;
+
+/* Builds the quantised copy of V; 0 or CORE_ERR_NOMEM (qp then empty). */
+int als_qpanel_build(const als_factors_t *V, als_qpanel_t *qp);
+void als_qpanel_fini(als_qpanel_t *qp);
+/* True when this CPU has the instructions that make the fast path pay
+ * (AVX-512 VNNI); elsewhere serving scans the float panel. */
+bool als_qpanel_worthwhile(void);
+/* lo[i] ≤ score_i ≤ hi[i] for i < n, where score_i is what
+ * als_score_panel(x, ...) computes; lo, hi have room for n rounded up to
+ * ALS_PANEL. bmax_lo/bmax_hi[b] get the largest lo/hi of block b (as
+ * als_block_max). portable forces the plain-C kernel (tests compare the
+ * two). */
+void als_qpanel_bounds(const als_qpanel_t *qp, const float *x, float *lo, float *hi,
+                       float *bmax_lo, float *bmax_hi, bool portable);
+
+/* bmax[b] = the largest non-NaN v[i] of block b of ALS_PANEL items (-inf
+ * when none), for i < n: one compare per block then skips blocks that cannot
+ * matter. */
+void als_block_max(const float *v, int32_t n, float *bmax);
 
 #endif

@@ -24,6 +24,7 @@
 #include "ml/als_engine.h"
 #include "ml/als_model.h"
 #include "ml/als_pipeline.h"
+#include "ml/als_query.h"
 #include "ml/als_score.h"
 
 static uint64_t g_seed = 12345;
@@ -738,6 +739,159 @@ static void test_score_all_and_panel_match_scalar_dot_products(void **state)
 }
 
 
+/* The int8 bounds enclose the float panel's own scores, with both kernels,
+ * and are tight enough to prune; the block maxima are the blocks' maxima. */
+static void check_qpanel_bounds(int32_t n, int32_t rank, uint64_t seed)
+{
+    uint64_t s = seed;
+    als_factors_t V;
+    assert_int_equal(als_factors_init(&V, n, rank), 0);
+    als_factors_randomize(&V, seed, 2);
+    float *P = als_panel_build(&V);
+    als_qpanel_t qp;
+    assert_int_equal(als_qpanel_build(&V, &qp), 0);
+    size_t room = (size_t)n + ALS_PANEL;
+    float *x = aligned_alloc(64, sizeof(float) * (size_t)V.stride);
+    float *ex = malloc(sizeof(float) * room), *lo = malloc(sizeof(float) * room),
+          *hi = malloc(sizeof(float) * room), *lo2 = malloc(sizeof(float) * room),
+          *hi2 = malloc(sizeof(float) * room);
+    for (int trial = 0; trial < 6; trial++) {
+        memset(x, 0, sizeof(float) * (size_t)V.stride);
+        for (int32_t a = 0; a < rank; a++)
+            x[a] = trial == 0 ? 0 : (float)(rng_unit(&s) - 0.5) * (trial == 5 ? 1e4f : 1.0f);
+        if (trial == 4)
+            x[0] = 100; /* one dominant component: coarse quantisation of the rest */
+        als_score_panel(x, P, n, rank, ex);
+        float bm[4][200];
+        assert_true(n <= 200 * ALS_PANEL);
+        als_qpanel_bounds(&qp, x, lo, hi, bm[0], bm[1], true);
+        als_qpanel_bounds(&qp, x, lo2, hi2, bm[2], bm[3], false);
+        for (int32_t b = 0; b < (n + ALS_PANEL - 1) / ALS_PANEL; b++) {
+            float ml = -INFINITY, mh = -INFINITY;
+            for (int32_t i = b * ALS_PANEL; i < n && i < (b + 1) * ALS_PANEL; i++) {
+                ml = fmaxf(ml, lo[i]);
+                mh = fmaxf(mh, hi[i]);
+            }
+            CHECK(bm[0][b] == ml && bm[1][b] == mh);
+            CHECK(fabsf(bm[2][b] - ml) <= 1e-5f * fmaxf(1, fabsf(ml)));
+            CHECK(fabsf(bm[3][b] - mh) <= 1e-5f * fmaxf(1, fabsf(mh)));
+        }
+        double nx = 0;
+        for (int32_t a = 0; a < rank; a++)
+            nx += (double)x[a] * x[a];
+        nx = sqrt(nx);
+        for (int32_t i = 0; i < n; i++) {
+            CHECK(lo[i] <= ex[i] && ex[i] <= hi[i]);
+            CHECK(lo2[i] <= ex[i] && ex[i] <= hi2[i]);
+            /* the kernels round differently but agree to float precision */
+            CHECK(fabsf(lo[i] - lo2[i]) <= 1e-5f * fmaxf(1, fabsf(lo[i])));
+            double nv = 0;
+            for (int32_t a = 0; a < rank; a++)
+                nv += (double)als_row(&V, i)[a] * als_row(&V, i)[a];
+            /* 8-bit steps: the interval is ~1% of ‖x‖‖V_i‖; a loose bound
+             * would rescore everything */
+            if (trial != 4)
+                CHECK(hi[i] - lo[i] <= 0.03 * nx * sqrt(nv));
+        }
+    }
+    free(x);
+    free(ex);
+    free(lo);
+    free(hi);
+    free(lo2);
+    free(hi2);
+    free(P);
+    als_qpanel_fini(&qp);
+    als_factors_fini(&V);
+}
+
+static void test_qpanel_bounds_enclose_float_scores_with_both_kernels(void **state)
+{
+    (void)state;
+    check_qpanel_bounds(1001, 50, g_seed);
+    check_qpanel_bounds(77, 7, g_seed + 1); /* rank not a multiple of 4, one partial block */
+    check_qpanel_bounds(16 * 9, 100, g_seed + 2);
+}
+
+/* Parses {"itemScores":[...]} into parallel arrays; returns the count. */
+static int parse_answer(const core_buf_t *b, char items[][32], double *scores, int max)
+{
+    json_t *root = json_loadb((const char *)b->data, b->len, 0, NULL);
+    assert_non_null(root);
+    json_t *arr = json_object_get(root, "itemScores");
+    int n = (int)json_array_size(arr);
+    assert_true(n <= max);
+    for (int j = 0; j < n; j++) {
+        json_t *e = json_array_get(arr, (size_t)j);
+        snprintf(items[j], 32, "%s", json_string_value(json_object_get(e, "item")));
+        scores[j] = json_real_value(json_object_get(e, "score")) +
+                    (double)json_integer_value(json_object_get(e, "score"));
+    }
+    json_decref(root);
+    return n;
+}
+
+static void test_fast_query_path_answers_like_the_float_scan(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    random_obs(&o, 120, 700, 0.04, 0, g_seed);
+    als_catlist_t cats;
+    als_catlist_init(&cats);
+    als_engine_t e;
+    als_engine_default(&e);
+    e.params.rank = 16;
+    e.params.iterations = 2;
+    als_model_t *m;
+    als_train_stats_t st;
+    char err[256];
+    assert_int_equal(als_pipeline_train(&e, &o, &cats, 1, NULL, NULL, &m, &st, err, sizeof(err)), 0);
+    als_qpanel_fini(&m->qpanel);
+    als_qpanel_t qp;
+    assert_int_equal(als_qpanel_build(&m->V, &qp), 0);
+    static char it_a[200][32], it_b[200][32];
+    double sc_a[200], sc_b[200];
+    const char *bodies[] = {"{\"user\":\"%s\",\"num\":10}", "{\"user\":\"%s\",\"num\":1}",
+                            "{\"user\":\"%s\",\"num\":200}",
+                            "{\"user\":\"%s\",\"num\":5,\"blackList\":[\"i1\",\"i2\",\"i3\"]}",
+                            "{\"items\":[\"i%.0s4\",\"i9\"],\"num\":20}"};
+    int compared = 0;
+    for (int32_t u = 0; u < m->users.n; u += 3) {
+        for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++) {
+            char body[256];
+            snprintf(body, sizeof(body), bodies[b], als_idmap_name(&m->users, u));
+            als_query_t q;
+            assert_int_equal(als_query_parse(body, strlen(body), &q, err, sizeof(err)), 0);
+            core_buf_t ra, rb;
+            core_buf_init(&ra);
+            core_buf_init(&rb);
+            als_query_info_t info;
+            m->qpanel = (als_qpanel_t){0};
+            assert_int_equal(als_query_run(m, &q, true, &ra, &info), 0);
+            m->qpanel = qp;
+            assert_int_equal(als_query_run(m, &q, true, &rb, &info), 0);
+            m->qpanel = (als_qpanel_t){0};
+            int na = parse_answer(&ra, it_a, sc_a, 200), nb = parse_answer(&rb, it_b, sc_b, 200);
+            assert_int_equal(na, nb);
+            for (int j = 0; j < na; j++) {
+                if (strcmp(it_a[j], it_b[j]) != 0)
+                    fail_msg("%s: rank %d: float scan %s (%g), fast path %s (%g)", body, j,
+                             it_a[j], sc_a[j], it_b[j], sc_b[j]);
+                CHECK(fabs(sc_a[j] - sc_b[j]) <= 1e-6 * fmax(1, fabs(sc_a[j])));
+            }
+            compared += na;
+            core_buf_fini(&ra);
+            core_buf_fini(&rb);
+            als_query_fini(&q);
+        }
+    }
+    assert_true(compared > 1000);
+    als_qpanel_fini(&qp);
+    als_model_release(m);
+    als_catlist_fini(&cats);
+    als_obs_fini(&o);
+}
+
 /* ---- models --------------------------------------------------------------------- */
 
 static als_model_t *small_model(void)
@@ -971,6 +1125,8 @@ int main(void)
         cmocka_unit_test(test_rating_metrics_skip_cold_pairs_and_match_hand_values),
         cmocka_unit_test(test_topk_keeps_the_best_k_in_order_with_index_tie_break),
         cmocka_unit_test(test_score_all_and_panel_match_scalar_dot_products),
+        cmocka_unit_test(test_qpanel_bounds_enclose_float_scores_with_both_kernels),
+        cmocka_unit_test(test_fast_query_path_answers_like_the_float_scan),
         cmocka_unit_test(test_model_encode_decode_round_trips_everything),
         cmocka_unit_test(test_model_decode_rejects_every_truncation_and_bit_flip),
         cmocka_unit_test(test_model_decode_rejects_bad_structure_under_a_valid_crc),
