@@ -357,7 +357,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         {
             int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
             if (i >= 0)
-                exclude(scores, ni, i, bmax);
+                exclude(scores, ni, i, qx ? bmax : NULL);
         }
     }
 
@@ -369,7 +369,7 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
          * passes the > 0 rule); rescore_candidates then decides exactly. */
         float thr = qx ? kth_block_max(bmax, nb, q->num, positive_only, heap) : -INFINITY;
         for (int32_t i0 = 0, b = 0; i0 < ni; i0 += ALS_PANEL, b++) {
-            if (bmax && !(bmax[b] >= thr))
+            if (qx && !(bmax[b] >= thr))
                 continue;
             const int32_t end = ni - i0 < ALS_PANEL ? ni : i0 + ALS_PANEL;
             for (int32_t i = i0; i < end; i++) {

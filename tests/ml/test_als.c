@@ -854,7 +854,9 @@ static void test_fast_query_path_answers_like_the_float_scan(void **state)
     const char *bodies[] = {"{\"user\":\"%s\",\"num\":10}", "{\"user\":\"%s\",\"num\":1}",
                             "{\"user\":\"%s\",\"num\":200}",
                             "{\"user\":\"%s\",\"num\":5,\"blackList\":[\"i1\",\"i2\",\"i3\"]}",
-                            "{\"items\":[\"i%.0s4\",\"i9\"],\"num\":20}"};
+                            "{\"items\":[\"i%.0s4\",\"i9\"],\"num\":20}",
+                            "{\"items\":[\"i%.0s4\"],\"num\":7,\"blackList\":[\"i5\"]}",
+                            "{\"user\":\"nobody%.0s\",\"num\":10,\"blackList\":[\"i1\"]}"};
     int compared = 0;
     for (int32_t u = 0; u < m->users.n; u += 3) {
         for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++) {
