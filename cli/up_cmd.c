@@ -1,7 +1,9 @@
 /*
  * eddy up — the whole system on one machine: broker, schema registry, event
- * server, driver, workers, retraining scheduler and query server, as child
- * processes of one supervisor (cli/supervisor.h).
+ * server, driver, workers and query server, as child processes of one
+ * supervisor (cli/supervisor.h). Retraining schedules are the driver's
+ * (`eddy schedule train --driver ...`): its store is DIR, so scheduled
+ * `eddy train` runs reach the event store through the event server.
  *
  * Settings come, in increasing precedence, from defaults, a properties file
  * (--config FILE: "broker.port = 9092" lines, Kafka-style) and flags; the
@@ -12,7 +14,8 @@
  *   DIR/broker/   topics and partition logs, committed offsets
  *   DIR/store/    the embedded event store (owned by the event server; the
  *                 other roles reach it through DIR/eventserver.addr)
- *   DIR/driver/   jobs, plans, commits, the driver's API token
+ *   DIR/driver/   jobs, plans, commits, retraining schedules and their runs,
+ *                 the driver's API token
  *   DIR/logs/     one log per role, rotated by size
  *   DIR/run/      status.json for `eddy status`;  DIR/eddy.lock: one `eddy up` per DIR
  *   DIR/engine.json  the query server's engine (written with defaults if absent)
@@ -36,7 +39,6 @@ typedef struct up_conf {
     char *data, *config, *bind, *app, *engine, *sync;
     int64_t broker_port, broker_http_port, registry_port, eventserver_port, driver_port, serve_port;
     int64_t workers, worker_slots, partitions;
-    bool no_scheduler;
     int64_t reload_every_ms, log_max_bytes, log_keep, stop_grace_ms, ready_timeout_ms;
     char *broker_args, *registry_args, *eventserver_args, *driver_args, *worker_args, *serve_args;
 } up_conf_t;
@@ -58,7 +60,6 @@ static const core_opt_t up_opts[] = {
     {"worker-slots", CORE_OPT_INT, "1", "concurrent tasks per worker", O(worker_slots)},
     {"partitions", CORE_OPT_INT, "2", "partitions of auto-created topics", O(partitions)},
     {"eventserver-sync", CORE_OPT_STR, "always", "event store durability: always | interval", O(sync)},
-    {"no-scheduler", CORE_OPT_BOOL, NULL, "do not run the retraining scheduler (eddy schedule run)", O(no_scheduler)},
     {"serve-reload-every", CORE_OPT_DURATION, "5s", "how often the query server looks for a newer model", O(reload_every_ms)},
     {"log-max-bytes", CORE_OPT_SIZE, "10MiB", "rotate a role's log at this size", O(log_max_bytes)},
     {"log-keep", CORE_OPT_INT, "5", "rotated log files kept per role", O(log_keep)},
@@ -175,12 +176,6 @@ static int build_roles(const up_conf_t *c, const char *exe, const char *engine, 
         arg(&b, "--slots=%lld", (long long)c->worker_slots);
         extra(&b, c->worker_args);
     }
-    if (!c->no_scheduler) {
-        b = role(roles, &n, exe, "scheduler", 0, h);
-        arg(&b, "schedule");
-        arg(&b, "run");
-        arg(&b, "--data=%s", c->data);
-    }
     b = role(roles, &n, exe, "serve", (int)c->serve_port, h);
     arg(&b, "serve");
     arg(&b, "--app=%s", c->app);
@@ -242,9 +237,11 @@ int cmd_up(int argc, char **argv)
     if (help) {
         core_conf_usage(stdout, "eddy up [--data DIR] [--config FILE] [--bind ADDR] [OPTIONS]",
                         "Starts the whole system on this machine under one supervisor: broker,\n"
-                        "schema registry, event server, driver, workers, retraining scheduler and\n"
-                        "query server. Crashed roles restart with back-off; SIGTERM/^C stops all\n"
-                        "in dependency order. Logs: DIR/logs. See `eddy status --data DIR`.\n"
+                        "schema registry, event server, driver (jobs and retraining schedules),\n"
+                        "workers and query server. Crashed roles restart with back-off;\n"
+                        "SIGTERM/^C stops all in dependency order. Logs: DIR/logs. See\n"
+                        "`eddy status --data DIR`. Retraining: eddy schedule train --driver\n"
+                        "127.0.0.1:7077 --driver-data DIR/driver ... (the runs use DIR's store).\n"
                         "Every option can also be set in the --config file as e.g. broker.port = 9092.",
                         up_opts);
         core_conf_free(up_opts, &c);

@@ -1,6 +1,8 @@
 /* eddy train | eval | serve — the recommender's commands (ml/ README section
  * "Recommendations"). Each opens the store only for as long as it needs it,
  * so none of them keeps a data directory locked against `eddy eventserver`. */
+#include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,7 +24,7 @@
 #include "ml/als_pipeline.h"
 #include "ml/als_serve.h"
 #include "ml/als_query.h"
-#include "ml/als_sched.h"
+#include "ml/als_runs.h"
 #include "ml/als_store.h"
 #include "storage/store.h"
 
@@ -74,9 +76,9 @@ static int ml_wait_stop(const sigset_t *set, int64_t timeout_ms)
 
 typedef struct ml_conf {
     char *app, *engine, *data, *store, *ratings, *items, *listen, *tolerance, *split, *holdout;
-    char *cron;
-    int64_t threads, every_ms, reload_every_ms, poll_ms, runs;
-    bool force, quiet, once;
+    char *result_json, *trigger;
+    int64_t threads, reload_every_ms, runs;
+    bool force, quiet;
     core_strlist_t grid;
 } ml_conf_t;
 
@@ -113,6 +115,12 @@ static const core_opt_t train_opts[] = {
      offsetof(ml_conf_t, force)},
     {"quiet", CORE_OPT_BOOL, "false", "no per-iteration progress even on a terminal",
      offsetof(ml_conf_t, quiet)},
+    {"result-json", CORE_OPT_STR, NULL,
+     "also write the run's outcome to this file as one JSON object (events, ratings, metrics, "
+     "version, promoted, reason, failed; written on failure too)",
+     offsetof(ml_conf_t, result_json)},
+    {"trigger", CORE_OPT_STR, "manual", "what started the run, kept in the run record: manual | "
+     "schedule", offsetof(ml_conf_t, trigger)},
     CORE_OPT_END,
 };
 
@@ -231,6 +239,24 @@ static void on_progress(void *opaque, int iter, double loss, double elapsed)
             elapsed);
 }
 
+/* --result-json: the run as one JSON object in path, written to a temp file
+ * and renamed, so a reader (the driver, after the process exits) sees all of
+ * it or nothing. */
+static int write_result_json(const char *path, const als_run_t *run)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    json_t *j = als_run_json(run);
+    int rc = json_dump_file(j, tmp, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    if (rc || rename(tmp, path)) {
+        fprintf(stderr, "eddy train: cannot write --result-json %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 /* One training run: read, train, gate, maybe promote, and record the run
  * (ml/runs/...) whatever happened. Returns 0 (promoted), 3 (the gate kept
  * the deployed model) or 1 (error). Messages go to out. */
@@ -308,6 +334,8 @@ record:
     if (s && als_run_record(s, &run) != CORE_OK)
         CORE_WARN("ml", "could not record the training run");
     store_close(s);
+    if (c->result_json && write_result_json(c->result_json, &run) && rc != 1)
+        rc = 1;
     als_model_release(m);
     als_model_release(old);
     als_catlist_fini(&cats);
@@ -336,7 +364,8 @@ int cmd_train(int argc, char **argv)
         "worse than the deployed model by more than --tolerance (the quality gate; exit\n"
         "status 3 when it keeps the old model). The model is stored in the event store,\n"
         "versioned per (app, engine id); `eddy serve` picks it up on POST /reload or with\n"
-        "--reload-every. Every run is recorded (eddy schedule list).",
+        "--reload-every. Every run is recorded in the store (eddy model runs);\n"
+        "--result-json also writes it to a file (the driver's scheduled runs use it).",
         argc, argv, &c, &e, pos, &npos);
     if (rc >= 0)
         goto out_conf;
@@ -346,7 +375,12 @@ int cmd_train(int argc, char **argv)
         rc = 2;
         goto out_conf;
     }
-    rc = train_once(&c, &e, tol, c.force, "manual", !c.quiet && isatty(STDERR_FILENO), stdout);
+    if (strcmp(c.trigger, "manual") && strcmp(c.trigger, "schedule")) {
+        fprintf(stderr, "eddy train: --trigger must be manual or schedule\n");
+        rc = 2;
+        goto out_conf;
+    }
+    rc = train_once(&c, &e, tol, c.force, c.trigger, !c.quiet && isatty(STDERR_FILENO), stdout);
 out_conf:
     core_conf_free(train_opts, &c);
     return rc;
@@ -654,10 +688,47 @@ out_conf:
     return rc;
 }
 
+/* ---- run records (eddy model runs) ---------------------------------------------------- */
+
+static void fmt_time(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_runs(store_t *s, const char *app, const char *engine, size_t max)
+{
+    als_run_t *runs = NULL;
+    size_t n = 0;
+    if (als_run_list(s, app, engine, max, &runs, &n) != CORE_OK || n == 0) {
+        printf("    (no runs recorded)\n");
+        free(runs);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const als_run_t *r = &runs[j];
+        char at[32], metric[ALS_MODEL_MAX_NAME + 48] = "";
+        fmt_time(r->start_ms, at, sizeof(at));
+        if (r->nmetrics)
+            snprintf(metric, sizeof(metric), " %s %.4f", r->metrics[0].name, r->metrics[0].value);
+        printf("    %s %-8s %6.1fs events %-9lld%s  %s v%lld: %s\n", at, r->trigger,
+               (double)(r->end_ms - r->start_ms) / 1000.0, (long long)r->events, metric,
+               r->failed ? "FAILED" : r->promoted ? "promoted" : "kept", (long long)r->version,
+               r->reason);
+    }
+    free(runs);
+}
+
+
 /* ---- model (show / dump: the check tool for the model format) ------------------------ */
 
 static const core_opt_t model_opts[] = {
-    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, CORE_OPT_END,
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE,
+    {"runs", CORE_OPT_INT, "20", "runs: how many of the newest training runs to print",
+     offsetof(ml_conf_t, runs)},
+    CORE_OPT_END,
 };
 
 static json_t *floats_json(const float *x, int n)
@@ -675,23 +746,37 @@ int cmd_model(int argc, char **argv)
     char *pos[argc + 1];
     int npos = 0;
     int rc = cmd_begin("model", model_opts,
-                       "eddy model [show|dump] --app NAME --engine engine.json [--data DIR]",
+                       "eddy model [show|dump|runs] --app NAME --engine engine.json [--data DIR]",
                        "Reads the deployed model from the store, checks it (CRC and every\n"
                        "structural rule of the decoder) and prints it as JSON: `show` gives\n"
                        "version, params, metrics and counts; `dump` adds ids, categories, seen\n"
-                       "items and all factors.",
+                       "items and all factors. `runs` prints the recorded training runs (manual\n"
+                       "and scheduled), newest first.",
                        argc, argv, &c, &e, pos, &npos);
     if (rc >= 0)
         goto out_conf;
     rc = 2;
     bool dump = false;
-    if (npos > 1 || (npos == 1 && strcmp(pos[0], "show") && strcmp(pos[0], "dump"))) {
-        fprintf(stderr, "eddy model: want `show` or `dump`\n");
+    if (npos > 1 || (npos == 1 && strcmp(pos[0], "show") && strcmp(pos[0], "dump") &&
+                     strcmp(pos[0], "runs"))) {
+        fprintf(stderr, "eddy model: want `show`, `dump` or `runs`\n");
+        goto out_conf;
+    }
+    char err[512];
+    if (npos == 1 && !strcmp(pos[0], "runs")) {
+        store_t *s;
+        if (c.runs < 1 || open_store(&c, &s, err, sizeof(err))) {
+            fprintf(stderr, "eddy model: %s\n", c.runs < 1 ? "--runs must be >= 1" : err);
+            goto out_conf;
+        }
+        printf("%s/%s\n", e.app, e.id);
+        print_runs(s, e.app, e.id, (size_t)c.runs);
+        store_close(s);
+        rc = 0;
         goto out_conf;
     }
     dump = npos == 1 && !strcmp(pos[0], "dump");
     rc = 1;
-    char err[512];
     serve_src_t src = {&c, &e};
     als_model_t *m = NULL;
     if (serve_loader(&src, &m, err, sizeof(err))) {
@@ -737,273 +822,3 @@ out_conf:
     return rc;
 }
 
-/* ---- schedule ------------------------------------------------------------------------ */
-
-static const core_opt_t sched_opts[] = {
-    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
-    {"every", CORE_OPT_DURATION, "0", "train: run every DURATION (e.g. 1h, 30m)",
-     offsetof(ml_conf_t, every_ms)},
-    {"cron", CORE_OPT_STR, NULL, "train: cron expression in UTC, e.g. \"0 3 * * *\" or @daily",
-     offsetof(ml_conf_t, cron)},
-    {"tolerance", CORE_OPT_STR, "0.02", "train: quality-gate tolerance of the scheduled runs",
-     offsetof(ml_conf_t, tolerance)},
-    {"runs", CORE_OPT_INT, "5", "list: runs shown per engine", offsetof(ml_conf_t, runs)},
-    {"poll", CORE_OPT_DURATION, "5s", "run: how often the runner looks for due schedules",
-     offsetof(ml_conf_t, poll_ms)},
-    {"once", CORE_OPT_BOOL, "false", "run: one pass over the due schedules, then exit",
-     offsetof(ml_conf_t, once)},
-    CORE_OPT_END,
-};
-
-static void fmt_time(int64_t ms, char *buf, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void print_runs(store_t *s, const char *app, const char *engine, size_t max)
-{
-    als_run_t *runs = NULL;
-    size_t n = 0;
-    if (als_run_list(s, app, engine, max, &runs, &n) != CORE_OK || n == 0) {
-        printf("    (no runs recorded)\n");
-        free(runs);
-        return;
-    }
-    for (size_t j = 0; j < n; j++) {
-        const als_run_t *r = &runs[j];
-        char at[32], metric[ALS_MODEL_MAX_NAME + 48] = "";
-        fmt_time(r->start_ms, at, sizeof(at));
-        if (r->nmetrics)
-            snprintf(metric, sizeof(metric), " %s %.4f", r->metrics[0].name, r->metrics[0].value);
-        printf("    %s %-8s %6.1fs events %-9lld%s  %s v%lld: %s\n", at, r->trigger,
-               (double)(r->end_ms - r->start_ms) / 1000.0, (long long)r->events, metric,
-               r->failed ? "FAILED" : r->promoted ? "promoted" : "kept", (long long)r->version,
-               r->reason);
-    }
-    free(runs);
-}
-
-/* One pass of the runner: trains every due schedule, then moves it on. */
-static int sched_pass(const ml_conf_t *c)
-{
-    char err[512];
-    store_t *s;
-    if (open_store(c, &s, err, sizeof(err))) {
-        CORE_WARN("ml", "schedule: %s", err);
-        return 1;
-    }
-    als_sched_t *v = NULL;
-    size_t n = 0;
-    int rc = als_sched_list(s, &v, &n);
-    store_close(s);
-    if (rc)
-        return 1;
-    for (size_t j = 0; j < n; j++) {
-        int64_t now = core_wall_ms();
-        if (v[j].next_ms > now)
-            continue;
-        als_engine_t e;
-        int trc;
-        if (als_engine_parse(v[j].engine_json, strlen(v[j].engine_json), &e, err, sizeof(err))) {
-            CORE_WARN("ml", "schedule %s/%s: %s", v[j].app, v[j].engine, err);
-            trc = 1;
-        } else {
-            snprintf(e.app, sizeof(e.app), "%s", v[j].app);
-            CORE_INFO("ml", "schedule: training %s/%s", v[j].app, v[j].engine);
-            trc = train_once(c, &e, v[j].tolerance, false, "schedule", false, stdout);
-            fflush(stdout);
-        }
-        /* Move on from the time the run ended, re-reading the schedule: it
-         * may have been removed or replaced while we trained. */
-        if (open_store(c, &s, err, sizeof(err)) == CORE_OK) {
-            als_sched_t *cur = NULL;
-            size_t m = 0;
-            if (als_sched_list(s, &cur, &m) == CORE_OK) {
-                for (size_t k = 0; k < m; k++)
-                    if (!strcmp(cur[k].app, v[j].app) && !strcmp(cur[k].engine, v[j].engine) &&
-                        cur[k].created_ms == v[j].created_ms) {
-                        cur[k].next_ms = als_sched_next(&cur[k], core_wall_ms());
-                        if (cur[k].next_ms < 0)
-                            cur[k].next_ms = INT64_MAX;
-                        als_sched_put(s, &cur[k], err, sizeof(err));
-                    }
-                for (size_t k = 0; k < m; k++)
-                    als_sched_fini(&cur[k]);
-                free(cur);
-            }
-            store_close(s);
-        }
-        (void)trc;
-    }
-    for (size_t j = 0; j < n; j++)
-        als_sched_fini(&v[j]);
-    free(v);
-    return 0;
-}
-
-int cmd_schedule(int argc, char **argv)
-{
-    ml_conf_t c;
-    char err[512];
-    char *pos[argc + 1];
-    int npos = 0, rc = 2;
-    bool help = false;
-    store_t *s = NULL;
-    memset(&c, 0, sizeof(c));
-    core_conf_defaults(sched_opts, &c, err, sizeof(err));
-    if (core_conf_parse_args(sched_opts, &c, argc, argv, pos, &npos, &help, err, sizeof(err))) {
-        fprintf(stderr, "eddy schedule: %s\n", err);
-        goto out;
-    }
-    if (help || npos != 1) {
-        core_conf_usage(help ? stdout : stderr,
-                        "eddy schedule train --app NAME --engine engine.json (--every 1h | --cron "
-                        "\"0 3 * * *\") | list | remove --app NAME --engine engine.json | run",
-                        "Retraining schedules, kept in the event store: `train` registers one\n"
-                        "(the engine.json text is stored with it), `list` shows schedules and\n"
-                        "their recent runs (start, duration, events used, metric, promoted or\n"
-                        "kept and why), `remove` deletes one, `run` is the runner that trains\n"
-                        "what is due (start it next to the event server; serve with\n"
-                        "--reload-every to pick promoted models up).",
-                        sched_opts);
-        rc = help ? 0 : 2;
-        goto out;
-    }
-    const char *sub = pos[0];
-    if (!strcmp(sub, "train") || !strcmp(sub, "remove")) {
-        als_engine_t e;
-        if (als_engine_load(c.engine, &e, err, sizeof(err))) {
-            fprintf(stderr, "eddy schedule: %s\n", err);
-            goto out;
-        }
-        if (c.app)
-            snprintf(e.app, sizeof(e.app), "%s", c.app);
-        if (!e.app[0]) {
-            fprintf(stderr, "eddy schedule: no app: give --app NAME or datasource.params.appName\n");
-            goto out;
-        }
-        if (open_store(&c, &s, err, sizeof(err))) {
-            fprintf(stderr, "eddy schedule: %s\n", err);
-            rc = 1;
-            goto out;
-        }
-        if (!strcmp(sub, "remove")) {
-            int r = als_sched_delete(s, e.app, e.id);
-            if (r)
-                fprintf(stderr, "eddy schedule: no schedule for %s/%s\n", e.app, e.id);
-            else
-                printf("removed the schedule of %s/%s\n", e.app, e.id);
-            rc = r ? 1 : 0;
-            goto out;
-        }
-        als_sched_t sc;
-        memset(&sc, 0, sizeof(sc));
-        double tol;
-        if ((c.every_ms > 0) == (c.cron != NULL) || parse_tolerance(c.tolerance, &tol)) {
-            fprintf(stderr, "eddy schedule train: give exactly one of --every or --cron (and a "
-                            "valid --tolerance)\n");
-            goto out;
-        }
-        if (c.every_ms > 0 && c.every_ms < ALS_SCHED_MIN_EVERY_MS) {
-            fprintf(stderr, "eddy schedule train: --every must be at least 1s\n");
-            goto out;
-        }
-        if (c.cron) {
-            als_cron_t cr;
-            if (als_cron_parse(c.cron, &cr, err, sizeof(err)) || strlen(c.cron) >= sizeof(sc.cron)) {
-                fprintf(stderr, "eddy schedule train: %s\n", err);
-                goto out;
-            }
-            snprintf(sc.cron, sizeof(sc.cron), "%s", c.cron);
-        }
-        /* Store the engine.json text: the runner must not depend on this path. */
-        FILE *f = fopen(c.engine, "rb");
-        char *txt = core_xmalloc(ALS_SCHED_MAX_ENGINE_JSON + 1);
-        size_t tl = f ? fread(txt, 1, ALS_SCHED_MAX_ENGINE_JSON, f) : 0;
-        if (f)
-            fclose(f);
-        txt[tl] = 0;
-        snprintf(sc.app, sizeof(sc.app), "%s", e.app);
-        snprintf(sc.engine, sizeof(sc.engine), "%s", e.id);
-        sc.every_ms = c.every_ms;
-        sc.tolerance = tol;
-        sc.created_ms = core_wall_ms();
-        sc.next_ms = als_sched_next(&sc, sc.created_ms);
-        sc.engine_json = txt;
-        rc = als_sched_put(s, &sc, err, sizeof(err)) ? 1 : 0;
-        char next[32];
-        fmt_time(sc.next_ms, next, sizeof(next));
-        if (rc)
-            fprintf(stderr, "eddy schedule: %s\n", err);
-        else if (sc.cron[0])
-            printf("scheduled %s/%s with cron \"%s\" (UTC); next run %s (by `eddy schedule run`)\n",
-                   sc.app, sc.engine, sc.cron, next);
-        else
-            printf("scheduled %s/%s every %llds; next run %s (by `eddy schedule run`)\n", sc.app,
-                   sc.engine, (long long)(sc.every_ms / 1000), next);
-        als_sched_fini(&sc);
-        goto out;
-    }
-    if (!strcmp(sub, "list")) {
-        if (open_store(&c, &s, err, sizeof(err))) {
-            fprintf(stderr, "eddy schedule: %s\n", err);
-            rc = 1;
-            goto out;
-        }
-        als_sched_t *v = NULL;
-        size_t n = 0;
-        if (als_sched_list(s, &v, &n)) {
-            fprintf(stderr, "eddy schedule: cannot read schedules\n");
-            rc = 1;
-            goto out;
-        }
-        if (n == 0)
-            printf("no schedules\n");
-        bool shown = false;
-        for (size_t j = 0; j < n; j++) {
-            if (c.app && !strcmp(v[j].app, c.app))
-                shown = true;
-            char next[32];
-            fmt_time(v[j].next_ms, next, sizeof(next));
-            if (v[j].cron[0])
-                printf("%s/%s  cron \"%s\"  next %s  tolerance %.1f%%\n", v[j].app, v[j].engine,
-                       v[j].cron, next, v[j].tolerance * 100);
-            else
-                printf("%s/%s  every %llds  next %s  tolerance %.1f%%\n", v[j].app, v[j].engine,
-                       (long long)(v[j].every_ms / 1000), next, v[j].tolerance * 100);
-            print_runs(s, v[j].app, v[j].engine, c.runs > 0 ? (size_t)c.runs : 5);
-            als_sched_fini(&v[j]);
-        }
-        free(v);
-        /* Runs of one engine (also manual ones) when asked for by name. */
-        if (c.app && !shown) {
-            als_engine_t e;
-            if (als_engine_load(c.engine, &e, err, sizeof(err)) == CORE_OK) {
-                printf("runs of %s/%s:\n", c.app, e.id);
-                print_runs(s, c.app, e.id, c.runs > 0 ? (size_t)c.runs : 5);
-            }
-        }
-        rc = 0;
-        goto out;
-    }
-    if (!strcmp(sub, "run")) {
-        sigset_t set;
-        ml_stop_signals_init(&set);
-        CORE_INFO("ml", "schedule runner: polling every %lldms", (long long)c.poll_ms);
-        for (;;) {
-            sched_pass(&c);
-            if (c.once || ml_wait_stop(&set, c.poll_ms > 0 ? c.poll_ms : 5000) > 0)
-                break;
-        }
-        rc = 0;
-        goto out;
-    }
-    fprintf(stderr, "eddy schedule: unknown subcommand '%s' (train, list, remove, run)\n", sub);
-out:
-    store_close(s);
-    core_conf_free(sched_opts, &c);
-    return rc;
-}

@@ -28,6 +28,7 @@
 #include "runtime/rt_job.h"
 #include "runtime/rt_plan.h"
 #include "runtime/rt_proto.h"
+#include "runtime/rt_sched.h"
 #include "storage/store.h"
 
 #define MOD "driver"
@@ -122,6 +123,7 @@ struct rt_driver {
     char exe[4096];
     store_t *store;
     core_http_t *http;
+    rt_sched_t *sched; /* scheduled commands (rt_sched.h): own thread and lock */
     rd_kafka_t *meta_rk;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1856,6 +1858,24 @@ static void h_metrics(core_http_req_t *req, void *user)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
+static int sched_auth(core_http_req_t *req, void *arg)
+{
+    return authorized(arg, req);
+}
+
+/* The scheduled commands' view of the store: what this driver opened, in
+ * the flag syntax of the eddy commands that read it. */
+static void sched_store_arg(const rt_driver_conf_t *conf, char *out, size_t size)
+{
+    if (conf->store) {
+        snprintf(out, size, "--store=%s", conf->store);
+        return;
+    }
+    const char *dir = conf->store_dir ? conf->store_dir : conf->data;
+    char abs[4096];
+    snprintf(out, size, "--data=%s", realpath(dir, abs) ? abs : dir);
+}
+
 static int load_token(rt_driver_t *d, char *es, size_t esz)
 {
     if (d->conf.token && *d->conf.token) {
@@ -1952,6 +1972,13 @@ int rt_driver_start(const rt_driver_conf_t *conf, rt_driver_t **out, char *es, s
     core_http_route(d->http, "POST", "/v1/workers/<id>/results", h_worker_result, d);
     core_http_route(d->http, "GET", "/v1/binaries/<sha>", h_binary, d);
     core_http_route(d->http, "GET", "/metrics", h_metrics, d);
+    char sched_dir[4200], store_arg[4200];
+    snprintf(sched_dir, sizeof sched_dir, "%s/schedules", conf->data);
+    sched_store_arg(conf, store_arg, sizeof store_arg);
+    rt_sched_conf_t sc = {.dir = sched_dir, .exe = d->exe, .store_arg = store_arg};
+    if ((err = rt_sched_open(&sc, &d->sched, es, esz)))
+        goto fail;
+    rt_sched_routes(d->sched, d->http, sched_auth, d);
     char host[256];
     int port;
     if (core_parse_hostport(conf->listen, host, sizeof host, &port)) {
@@ -1959,6 +1986,8 @@ int rt_driver_start(const rt_driver_conf_t *conf, rt_driver_t **out, char *es, s
         goto fail;
     }
     if ((err = core_http_start(d->http, host, port, es, esz)))
+        goto fail;
+    if ((err = rt_sched_start(d->sched, es, esz)))
         goto fail;
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < d->njobs; i++)
@@ -1991,6 +2020,7 @@ void rt_driver_stop(rt_driver_t *d)
         job_stop_thread(d, d->jobs[i]);
     if (d->http)
         core_http_free(d->http);
+    rt_sched_close(d->sched); /* after the API: no handler can reach it any more */
     for (int i = 0; i < d->njobs; i++)
         job_free(d->jobs[i]);
     if (d->meta_rk)

@@ -76,6 +76,10 @@
  * the per-task process on the worker (rt_worker.h); the worker reports the
  * crash as a task failure naming the signal and the offsets being processed.
  *
+ * Scheduled commands: the driver also runs `eddy train` on a schedule
+ * (PUT /v1/schedules/NAME; rt_sched.h): a separate thread and lock, child
+ * processes, never in the way of the job loops.
+ *
  * Threads: core_http worker threads (API), one loop thread per running job;
  * all driver state is under one mutex (d->mu) with one condition variable
  * (batches are coarse: contention is negligible). Store calls and HTTP

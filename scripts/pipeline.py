@@ -185,9 +185,12 @@ class Pipeline:
         if p.returncode not in (0, 3):
             raise SystemExit("training failed")
         self.say("    trained in %.1fs" % (time.monotonic() - t0))
+        # Registered with the driver, which runs `eddy train` every hour on
+        # the eddy up store (its own); `eddy schedule list` shows the runs.
         p = self.run("schedule", "train", "--app", self.a.app, "--engine", engine, "--every", "1h",
-                     "--data", self.a.data, check=False)
-        self.say("    retraining schedule: every 1h (%s)" % ("registered" if p.returncode == 0 else p.stderr.strip()))
+                     "--driver", self.ep["driver"], "--driver-data", os.path.join(self.a.data, "driver"),
+                     check=False)
+        self.say("    retraining schedule: %s" % (p.stdout.strip() if p.returncode == 0 else p.stderr.strip()))
 
     def query(self):
         base = "http://%s" % self.ep["serve"]

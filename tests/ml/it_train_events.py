@@ -134,34 +134,12 @@ def main():
         check(st == 200 and json.loads(body)["version"] == 2, "reload: %s" % body)
         check(es.poll() is None, "eventserver died")
 
-        # --- scheduled retraining: the runner trains what is due, serve picks it up ---
-        srv2 = base.Server(common + ["--reload-every", "100ms"])
-        procs.append(srv2)
-        p = run(["schedule", "train"] + common + ["--every", "1s"])
-        check("scheduled shop/v1 every 1s" in p.stdout, "schedule train: " + p.stdout)
-        deadline = time.time() + 30 * MULT
-        while time.time() < deadline:
-            p = run(["schedule", "run", "--once"] + ["--data", data])
-            if "promoted: model v3" in p.stdout:
-                break
-            time.sleep(0.2)
-        check("promoted: model v3" in p.stdout, "scheduled run did not promote v3: " + p.stdout)
-        deadline = time.time() + 20 * MULT
-        version = 0
-        while time.time() < deadline:
-            version = json.loads(base.http(srv2.port, "GET", "/")[1])["model"]["version"]
-            if version == 3:
-                break
-            time.sleep(0.05)
-        check(version == 3, "serve --reload-every did not pick up v3 (still v%s)" % version)
-        p = run(["schedule", "list", "--data", data])
-        check(re.search(r"shop/v1\s+every 1s", p.stdout) and "schedule" in p.stdout and "promoted v3" in p.stdout,
-              "schedule list: " + p.stdout)
-        check(re.search(r"events 4\d\d", p.stdout), "run record lacks the events used: " + p.stdout)
-        run(["schedule", "remove"] + common)
-        p = run(["schedule", "list", "--data", data])
-        check("no schedules" in p.stdout, "schedule not removed: " + p.stdout)
-        print("scheduled retraining: v3 trained by the runner, picked up by serve --reload-every")
+        # --- every run is recorded in the store (scheduled runs: it_sched_driver.py) ---
+        p = run(["model", "runs"] + common + ["--runs", "2"])
+        lines = [l for l in p.stdout.splitlines() if l.startswith("    ")]
+        check(p.stdout.startswith("shop/v1") and len(lines) == 2, "model runs: " + p.stdout)
+        check("manual" in lines[0] and "promoted v2" in lines[0] and re.search(r"events 4\d\d", lines[0]),
+              "newest run record: " + p.stdout)
         # Regression: SIGTERM while the polling server is between waits must
         # stop it cleanly (it used to die from the signal on an OpenBLAS thread).
         for _ in range(3):

@@ -1,6 +1,6 @@
 /*
  * ml ⇄ store: model versions (atomic save, load latest, retention, damage
- * detection), retraining schedules and run records, and cron arithmetic.
+ * detection) and training-run records (cron arithmetic: tests/core/test_core_cron.c).
  * Uses an embedded RocksDB store in a temp directory.
  */
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 #include "core/core_err.h"
 #include "ml/als_engine.h"
 #include "ml/als_pipeline.h"
-#include "ml/als_sched.h"
+#include "ml/als_runs.h"
 #include "ml/als_store.h"
 #include "storage/store.h"
 
@@ -133,32 +133,10 @@ static void test_a_damaged_model_chunk_is_refused_not_served(void **state)
     als_model_release(m);
 }
 
-static void test_schedules_round_trip_and_runs_list_newest_first(void **state)
+static void test_runs_list_newest_first_and_keep_metrics(void **state)
 {
     store_t *s = *state;
-    char err[256];
-    als_sched_t sc;
-    memset(&sc, 0, sizeof(sc));
-    snprintf(sc.app, sizeof(sc.app), "shop");
-    snprintf(sc.engine, sizeof(sc.engine), "default");
-    sc.every_ms = 3600000;
-    sc.tolerance = 0.05;
-    sc.created_ms = 1000;
-    sc.next_ms = als_sched_next(&sc, 1000);
-    sc.engine_json = strdup("{\"id\":\"default\"}");
-    assert_int_equal(sc.next_ms, 3601000);
-    assert_int_equal(als_sched_put(s, &sc, err, sizeof(err)), 0);
-    als_sched_fini(&sc);
-    als_sched_t *v;
     size_t n;
-    assert_int_equal(als_sched_list(s, &v, &n), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(v[0].app, "shop");
-    assert_int_equal(v[0].every_ms, 3600000);
-    assert_true(v[0].tolerance == 0.05);
-    assert_string_equal(v[0].engine_json, "{\"id\":\"default\"}");
-    als_sched_fini(&v[0]);
-    free(v);
     for (int j = 0; j < 7; j++) {
         als_run_t r;
         memset(&r, 0, sizeof(r));
@@ -184,58 +162,10 @@ static void test_schedules_round_trip_and_runs_list_newest_first(void **state)
     assert_true(!runs[0].promoted && runs[1].promoted);
     assert_string_equal(runs[0].metrics[0].name, "rmse");
     free(runs);
-    assert_int_equal(als_sched_delete(s, "shop", "default"), 0);
-    assert_int_equal(als_sched_delete(s, "shop", "default"), CORE_ERR_NOT_FOUND);
-    assert_int_equal(als_sched_list(s, &v, &n), 0);
+    /* Another engine's runs are not mixed in. */
+    assert_int_equal(als_run_list(s, "shop", "other", 3, &runs, &n), 0);
     assert_int_equal(n, 0);
-    free(v);
-}
-
-static int64_t utc_ms(int y, int mon, int d, int h, int mi)
-{
-    struct tm tm = {0};
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-static void test_cron_expressions_give_the_next_matching_minute(void **state)
-{
-    (void)state;
-    als_cron_t c;
-    char err[128];
-    /* 2026-11-25 is a Wednesday. */
-    int64_t now = utc_ms(2026, 11, 25, 16, 22) + 30000;
-    assert_int_equal(als_cron_parse("0 3 * * *", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2026, 11, 26, 3, 0));
-    assert_int_equal(als_cron_parse("*/15 * * * *", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2026, 11, 25, 16, 30));
-    assert_int_equal(als_cron_parse("0 9 * * 1-5", &c, err, sizeof(err)), 0); /* weekdays */
-    assert_int_equal(als_cron_next(&c, utc_ms(2026, 11, 27, 10, 0)), utc_ms(2026, 11, 30, 9, 0));
-    assert_int_equal(als_cron_parse("0 0 1 1 *", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2027, 1, 1, 0, 0));
-    /* Both day fields restricted: either matches (the 1st, or a Sunday). */
-    assert_int_equal(als_cron_parse("0 0 1 * 0", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2026, 11, 29, 0, 0));
-    assert_int_equal(als_cron_parse("0 0 * * 7", &c, err, sizeof(err)), 0); /* 7 = Sunday */
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2026, 11, 29, 0, 0));
-    assert_int_equal(als_cron_parse("@hourly", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), utc_ms(2026, 11, 25, 17, 0));
-    /* Strictly after: a time exactly on a match gives the following one. */
-    assert_int_equal(als_cron_parse("30 16 * * *", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, utc_ms(2026, 11, 25, 16, 30)), utc_ms(2026, 11, 26, 16, 30));
-    /* Never: 31 February. */
-    assert_int_equal(als_cron_parse("0 0 31 2 *", &c, err, sizeof(err)), 0);
-    assert_int_equal(als_cron_next(&c, now), -1);
-    const char *bad[] = {"", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *",
-                         "* * * * 8", "5-1 * * * *", "*/0 * * * *", "a * * * *", "1,,2 * * * *",
-                         "* * * * * *"};
-    for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
-        if (als_cron_parse(bad[j], &c, err, sizeof(err)) == 0)
-            fail_msg("accepted cron '%s'", bad[j]);
+    free(runs);
 }
 
 int main(void)
@@ -245,9 +175,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_model_chunk_is_refused_not_served, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_schedules_round_trip_and_runs_list_newest_first, setup,
+        cmocka_unit_test_setup_teardown(test_runs_list_newest_first_and_keep_metrics, setup,
                                         teardown),
-        cmocka_unit_test(test_cron_expressions_give_the_next_matching_minute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
