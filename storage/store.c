@@ -423,11 +423,13 @@ static bool id_char_ok(char c)
            c == '-';
 }
 
-/* Validates and returns the canonical properties text (caller frees) in *canon. */
-static int validate_canon(const store_event_t *ev, char **canon, char *errstr, size_t errstr_size)
+/* Checks every field but properties and tags (A.5, A.8). *special says
+ * whether the event is $set/$unset/$delete. */
+static int validate_fields(const store_event_t *ev, bool *special, char *errstr,
+                           size_t errstr_size)
 {
     int err;
-    *canon = NULL;
+    *special = false;
     if ((err = check_name("event", ev->event, true, "event must not be empty.", errstr,
                           errstr_size)) ||
         (err = check_name("entityType", ev->entity_type, true,
@@ -444,11 +446,10 @@ static int validate_canon(const store_event_t *ev, char **canon, char *errstr, s
     if (!ev->target_entity_type != !ev->target_entity_id)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
                          "targetEntityType and targetEntityId must be specified together.");
-    bool special = false;
     if (reserved_name(ev->event)) {
-        special = !strcmp(ev->event, "$set") || !strcmp(ev->event, "$unset") ||
-                  !strcmp(ev->event, "$delete");
-        if (!special)
+        *special = !strcmp(ev->event, "$set") || !strcmp(ev->event, "$unset") ||
+                   !strcmp(ev->event, "$delete");
+        if (!*special)
             return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
                              "%s is not a supported reserved event name.", ev->event);
         if (ev->target_entity_type)
@@ -478,50 +479,82 @@ static int validate_canon(const store_event_t *ev, char **canon, char *errstr, s
                          "eventTime is outside years 0001..9999.");
     if (ev->event_time_tz_min < -18 * 60 || ev->event_time_tz_min > 18 * 60)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "eventTime offset out of range.");
+    return 0;
+}
 
-    const char *ptext = ev->properties ? ev->properties : "{}";
-    size_t plen = strlen(ptext);
-    if (plen > STORE_PROPS_MAX)
-        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
-                         "properties are larger than %d bytes.", STORE_PROPS_MAX);
-    json_error_t jerr;
-    json_t *p = json_loadb(ptext, plen, 0, &jerr);
-    if (!p)
-        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "properties: %s", jerr.text);
-    if (!json_is_object(p)) {
-        err = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "properties must be a JSON object.");
-        goto out;
-    }
+/* Checks a parsed properties value: an object without reserved names,
+ * non-empty for $unset; and the tags text. */
+static int validate_props(const store_event_t *ev, bool special, const json_t *p, char *errstr,
+                          size_t errstr_size)
+{
+    if (!json_is_object(p))
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "properties must be a JSON object.");
     const char *k;
     json_t *v;
-    json_object_foreach(p, k, v)
+    json_object_foreach((json_t *)p, k, v)
     {
-        if (reserved_name(k)) {
-            err = core_errf(CORE_ERR_INVAL, errstr, errstr_size,
-                            "The property %s is not allowed. '$' and 'pio_' are reserved name "
-                            "prefixes.",
-                            k);
-            goto out;
-        }
+        if (reserved_name(k))
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                             "The property %s is not allowed. '$' and 'pio_' are reserved name "
+                             "prefixes.",
+                             k);
     }
-    if (special && !strcmp(ev->event, "$unset") && json_object_size(p) == 0) {
-        err = core_errf(CORE_ERR_INVAL, errstr, errstr_size,
-                        "properties cannot be empty for $unset event");
-        goto out;
-    }
+    if (special && !strcmp(ev->event, "$unset") && json_object_size(p) == 0)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                         "properties cannot be empty for $unset event");
     if (ev->tags) {
+        json_error_t jerr;
         json_t *t = json_loads(ev->tags, 0, &jerr);
         bool ok = t && json_is_array(t);
         json_decref(t);
-        if (!ok) {
-            err = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "tags must be a JSON array.");
-            goto out;
-        }
+        if (!ok)
+            return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "tags must be a JSON array.");
     }
-    *canon = store__json_canon(p);
-    err = 0;
-out:
+    return 0;
+}
+
+static int props_size_ok(const char *ptext, char *errstr, size_t errstr_size)
+{
+    if (strlen(ptext) > STORE_PROPS_MAX)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                         "properties are larger than %d bytes.", STORE_PROPS_MAX);
+    return 0;
+}
+
+/* Validates and returns the canonical properties text (caller frees) in *canon. */
+static int validate_canon(const store_event_t *ev, char **canon, char *errstr, size_t errstr_size)
+{
+    bool special;
+    int err;
+    *canon = NULL;
+    if ((err = validate_fields(ev, &special, errstr, errstr_size)))
+        return err;
+    const char *ptext = ev->properties ? ev->properties : "{}";
+    if ((err = props_size_ok(ptext, errstr, errstr_size)))
+        return err;
+    json_error_t jerr;
+    json_t *p = json_loadb(ptext, strlen(ptext), 0, &jerr);
+    if (!p)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "properties: %s", jerr.text);
+    if ((err = validate_props(ev, special, p, errstr, errstr_size)) == 0)
+        *canon = store__json_canon(p);
     json_decref(p);
+    return err;
+}
+
+int store__event_check(const store_event_t *ev, const json_t *props, char *errstr,
+                       size_t errstr_size)
+{
+    bool special;
+    int err;
+    if ((err = validate_fields(ev, &special, errstr, errstr_size)) ||
+        (err = props_size_ok(ev->properties ? ev->properties : "{}", errstr, errstr_size)))
+        return err;
+    if (props)
+        return validate_props(ev, special, props, errstr, errstr_size);
+    json_t *empty = json_object();
+    err = validate_props(ev, special, empty, errstr, errstr_size);
+    json_decref(empty);
     return err;
 }
 
@@ -542,65 +575,61 @@ void store_event_fini(store_event_t *ev)
 }
 
 /* ---- record codec ------------------------------------------------------------ */
-static void wr_str32(core_buf_t *b, const char *s)
+static uint8_t *put_str32(uint8_t *w, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    core_wr_u32(b, (uint32_t)n);
-    core_wr_raw(b, s, n);
+    core_put_be32(w, (uint32_t)n);
+    memcpy(w + 4, s, n);
+    return w + 4 + n;
 }
 
-/* digest = hash of every content field except eventTime and creationTime */
-static void content_digest(const store_event_t *ev, const char *canon, uint8_t out[16])
+/* Encodes the record (store.h EVENT RECORD) in one exact allocation and
+ * computes its digest on the way: digest = SipHash-128 of the content flags
+ * byte (target, prId, tags) followed by the record's string section, i.e.
+ * every content field except eventTime and creationTime. The string section
+ * is the record's tail, so the digest is hashed from the record bytes
+ * themselves (the byte before the tail stands in for the flags byte for the
+ * duration of the hash) instead of from a second serialisation. The digest
+ * bytes are what assigned ids derive from: they must never change. */
+static uint8_t *rec_encode(const store_event_t *ev, const char *canon, int64_t ctime, size_t *len)
 {
-    core_buf_t b;
-    core_buf_init(&b);
-    uint8_t fl = (ev->target_entity_type ? STORE_REC_F_TARGET : 0) |
-                 (ev->pr_id ? STORE_REC_F_PRID : 0) | (ev->tags ? STORE_REC_F_TAGS : 0);
-    core_wr_raw(&b, &fl, 1);
-    wr_str32(&b, ev->event);
-    wr_str32(&b, ev->entity_type);
-    wr_str32(&b, ev->entity_id);
+    const char *str[8];
+    size_t sl[8];
+    int n = 0;
+    str[n++] = ev->event;
+    str[n++] = ev->entity_type;
+    str[n++] = ev->entity_id;
     if (ev->target_entity_type) {
-        wr_str32(&b, ev->target_entity_type);
-        wr_str32(&b, ev->target_entity_id);
+        str[n++] = ev->target_entity_type;
+        str[n++] = ev->target_entity_id;
     }
-    wr_str32(&b, canon);
+    str[n++] = canon;
     if (ev->pr_id)
-        wr_str32(&b, ev->pr_id);
+        str[n++] = ev->pr_id;
     if (ev->tags)
-        wr_str32(&b, ev->tags);
-    store__hash128(b.data, b.len, out);
-    core_buf_fini(&b);
-}
-
-static uint8_t *rec_encode(const store_event_t *ev, const char *canon, const uint8_t digest[16],
-                           int64_t ctime, size_t *len)
-{
-    core_buf_t b;
-    core_buf_init(&b);
-    uint8_t hdr[2] = {STORE_REC_VERSION,
-                      (uint8_t)((ev->target_entity_type ? STORE_REC_F_TARGET : 0) |
-                                (ev->pr_id ? STORE_REC_F_PRID : 0) |
-                                (ev->event_time_given ? STORE_REC_F_TIME_GIVEN : 0) |
-                                (ev->tags ? STORE_REC_F_TAGS : 0))};
-    core_wr_raw(&b, hdr, 2);
-    core_wr_raw(&b, digest, 16);
-    core_wr_i64(&b, ev->event_time_ms);
-    core_wr_i16(&b, ev->event_time_tz_min);
-    core_wr_i64(&b, ctime);
-    wr_str32(&b, ev->event);
-    wr_str32(&b, ev->entity_type);
-    wr_str32(&b, ev->entity_id);
-    if (ev->target_entity_type) {
-        wr_str32(&b, ev->target_entity_type);
-        wr_str32(&b, ev->target_entity_id);
+        str[n++] = ev->tags;
+    size_t total = STORE_REC_HDR;
+    for (int i = 0; i < n; i++) {
+        sl[i] = strlen(str[i]);
+        total += 4 + sl[i];
     }
-    wr_str32(&b, canon);
-    if (ev->pr_id)
-        wr_str32(&b, ev->pr_id);
-    if (ev->tags)
-        wr_str32(&b, ev->tags);
-    return core_buf_detach(&b, len);
+    uint8_t *rec = core_xmalloc(total), *w = rec + STORE_REC_HDR;
+    uint8_t content_fl = (uint8_t)((ev->target_entity_type ? STORE_REC_F_TARGET : 0) |
+                                   (ev->pr_id ? STORE_REC_F_PRID : 0) |
+                                   (ev->tags ? STORE_REC_F_TAGS : 0));
+    rec[0] = STORE_REC_VERSION;
+    rec[STORE_REC_OFF_FLAGS] =
+        (uint8_t)(content_fl | (ev->event_time_given ? STORE_REC_F_TIME_GIVEN : 0));
+    core_put_be64(rec + STORE_REC_OFF_TIME, (uint64_t)ev->event_time_ms);
+    rec[STORE_REC_OFF_TZ] = (uint8_t)((uint16_t)ev->event_time_tz_min >> 8);
+    rec[STORE_REC_OFF_TZ + 1] = (uint8_t)ev->event_time_tz_min;
+    for (int i = 0; i < n; i++)
+        w = put_str32(w, str[i], sl[i]);
+    /* digest over [content flags | strings]: borrow the ctime's last byte */
+    rec[STORE_REC_HDR - 1] = content_fl;
+    store__hash128(rec + STORE_REC_HDR - 1, total - STORE_REC_HDR + 1, rec + STORE_REC_OFF_DIGEST);
+    core_put_be64(rec + STORE_REC_OFF_CTIME, (uint64_t)ctime);
+    *len = total;
+    return rec;
 }
 
 static core_slice_t rd_str32(core_rd_t *rd)
@@ -757,8 +786,11 @@ static int staged_map_put(store_batch_t *b, size_t idx)
     return -1;
 }
 
-int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const store_event_t *ev,
-                          char *errstr, size_t errstr_size)
+/* Stages one event. checked: the caller ran store__event_check on it and
+ * ev->properties is canonical text (store_event_from_json's output), so the
+ * properties are not parsed again. */
+static int batch_put(store_batch_t *b, int32_t app, int32_t channel, const store_event_t *ev,
+                     bool checked, char *errstr, size_t errstr_size)
 {
     char *canon;
     if (b->nev >= STORE_BATCH_MAX_EVENTS)
@@ -767,13 +799,20 @@ int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const 
     if (app <= 0 || channel < 0)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "bad app/channel id");
     store_event_t e = *ev;
+    int64_t now = core_wall_ms();
     if (!e.event_time_given) {
-        e.event_time_ms = core_wall_ms();
+        e.event_time_ms = now;
         e.event_time_tz_min = 0;
     }
-    int err = validate_canon(&e, &canon, errstr, errstr_size);
-    if (err)
+    int err;
+    if (checked) {
+        bool special;
+        if ((err = validate_fields(&e, &special, errstr, errstr_size)))
+            return err;
+        canon = core_xstrdup(e.properties ? e.properties : "{}");
+    } else if ((err = validate_canon(&e, &canon, errstr, errstr_size))) {
         return err;
+    }
     if (b->nev == b->capev) {
         b->capev = b->capev ? b->capev * 2 : 16;
         b->ev = core_xrealloc(b->ev, b->capev * sizeof *b->ev);
@@ -784,24 +823,25 @@ int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const 
     st->ch = channel;
     st->time_ms = e.event_time_ms;
     st->time_given = e.event_time_given;
-    uint8_t digest[16];
-    content_digest(&e, canon, digest);
+    st->rec = rec_encode(&e, canon, now, &st->rec_len);
     if (e.event_id[0]) {
         memcpy(st->id, e.event_id, sizeof st->id);
     } else {
         uint8_t buf[24], h[16];
-        memcpy(buf, digest, 16);
+        memcpy(buf, st->rec + STORE_REC_OFF_DIGEST, 16);
         core_put_be64(buf + 16, store__time_key(e.event_time_ms));
         store__hash128(buf, sizeof buf, h);
         hex16(h, st->id);
     }
     st->op = STORE_OP_NONE;
-    if (!strcmp(e.event, "$set"))
-        st->op = STORE_OP_SET;
-    else if (!strcmp(e.event, "$unset"))
-        st->op = STORE_OP_UNSET;
-    else if (!strcmp(e.event, "$delete"))
-        st->op = STORE_OP_DELETE;
+    if (e.event[0] == '$') {
+        if (!strcmp(e.event, "$set"))
+            st->op = STORE_OP_SET;
+        else if (!strcmp(e.event, "$unset"))
+            st->op = STORE_OP_UNSET;
+        else if (!strcmp(e.event, "$delete"))
+            st->op = STORE_OP_DELETE;
+    }
     st->etype = core_xstrdup(e.entity_type);
     st->eid = core_xstrdup(e.entity_id);
     if (e.target_entity_type) {
@@ -809,10 +849,21 @@ int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const 
         st->tid = core_xstrdup(e.target_entity_id);
     }
     st->props = canon;
-    st->rec = rec_encode(&e, canon, digest, core_wall_ms(), &st->rec_len);
     st->prior = staged_map_put(b, b->nev);
     b->nev++;
     return 0;
+}
+
+int store_batch_put_event(store_batch_t *b, int32_t app, int32_t channel, const store_event_t *ev,
+                          char *errstr, size_t errstr_size)
+{
+    return batch_put(b, app, channel, ev, false, errstr, errstr_size);
+}
+
+int store__batch_put_checked(store_batch_t *b, int32_t app, int32_t channel,
+                             const store_event_t *ev, char *errstr, size_t errstr_size)
+{
+    return batch_put(b, app, channel, ev, true, errstr, errstr_size);
 }
 
 static int batch_kv(store_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen,

@@ -55,15 +55,17 @@
  * KEY LAYOUT (RocksDB; all integers big-endian; "str" = u16 length + bytes)
  *   T  'T' app:u32 ch:u32 time:u64 id:bytes      -> event record (primary)
  *   E  'E' app:u32 ch:u32 id:bytes               -> time:u64 (id -> primary)
- *   I  'I' app:u32 ch:u32 etype:str eid:str time:u64 id:bytes      -> record copy
+ *   I  'I' app:u32 ch:u32 etype:str eid:str time:u64 id:bytes      -> ""
  *   G  'G' app:u32 ch:u32 ttype:str tid:str time:u64 id:bytes      -> ""
  *   P  'P' app:u32 ch:u32 etype:str eid:str time:u64 id:bytes
  *          -> op:u8 ('s' $set, 'u' $unset, 'd' $delete) + properties JSON
  *   K  'K' key:bytes                              -> value (store_kv_*)
  *   time is the eventTime in ms since the epoch with the sign bit flipped
  *   (u64 = ms ^ 1<<63) so byte order is time order, negatives included.
- *   Reads: one entity's events = one I range (records inline: no lookups,
- *   at the price of storing each record twice); a target entity = one G range;
+ *   Reads: one entity's events = one I range plus one MultiGet of their T
+ *   records (the record is stored once; stores written before I became
+ *   key-only carry a record copy as I's value, which readers ignore and
+ *   `store check` still compares); a target entity = one G range + MultiGet;
  *   the whole app in time order = one T range (sequential, what training
  *   reads); get by id = E then T; all entities' properties = one P range.
  *   Redis mirrors this with a hash of records per (app, ch) and sorted sets

@@ -237,7 +237,8 @@ int store_event_from_jansson(const json_t *o, int64_t now_ms, store_event_t *out
     out->event_time_tz_min = tz;
     out->event_time_given = given;
     out->creation_time_ms = now_ms;
-    if ((err = store_event_validate(out, errstr, errstr_size))) {
+    /* properties were parsed once above: check that value, not a re-parse */
+    if ((err = store__event_check(out, p && !json_is_null(p) ? p : NULL, errstr, errstr_size))) {
         store_event_fini(out);
         return err;
     }

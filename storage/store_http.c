@@ -20,6 +20,7 @@
 #include "core/core_log.h"
 #include "core/core_time.h"
 #include "storage/store_event_json.h"
+#include "storage/store_int.h"
 #include "storage/store_remote.h"
 
 struct store_http {
@@ -218,24 +219,40 @@ out:
     store_accesskey_fini(&a.key);
 }
 
-/* One per-item answer of a batch: never NULL, so the answer array always
- * has the request's length and order. */
-static json_t *batch_item(int status, const char *message)
+/* Appends one per-item answer of a batch with a message (400/403/409):
+ * {"status":N,"message":"..."}. The message goes through jansson's string
+ * encoder (core_http_json_text repairs invalid UTF-8 that truncation may
+ * leave); these are the rare items. */
+static void batch_item_msg(core_buf_t *out, int status, const char *message)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "status", json_integer(status));
-    json_object_set_new(o, "message", core_http_json_text(message));
-    return o;
+    char head[48];
+    int n = snprintf(head, sizeof(head), "{\"status\":%d,\"message\":", status);
+    core_wr_raw(out, head, (size_t)n);
+    json_t *j = core_http_json_text(message);
+    char *text = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text) {
+        core_wr_raw(out, text, strlen(text));
+        free(text);
+    } else {
+        core_wr_raw(out, "\"\"", 2);
+    }
+    core_wr_raw(out, "}", 1);
 }
 
+/* POST /batch/events.json. The body is parsed once (jansson); each item's
+ * properties are canonicalised once and checked on the parsed value
+ * (store__batch_put_checked); the answer array is written as text. */
 static void h_batch_post(core_http_req_t *req, void *user)
 {
     store_http_t *sh = user;
     http_auth_t a;
     if (!http_auth(req, sh, &a))
         return;
-    json_t *arr = NULL, *out = NULL;
+    json_t *arr = NULL;
     store_batch_t *b = NULL;
+    core_buf_t out;
+    core_buf_init(&out);
     if (!http_json_body(req))
         goto done;
     size_t len;
@@ -257,9 +274,10 @@ static void h_batch_post(core_http_req_t *req, void *user)
                               STORE_HTTP_BATCH_MAX);
         goto done;
     }
-    /* Per item: a status object, or a slot index into the batch results. */
-    out = json_array();
-    int slot[STORE_HTTP_BATCH_MAX];
+    /* Per item: an answer already final (status + message, kept in msgs),
+     * or a slot index into the batch results. */
+    int slot[STORE_HTTP_BATCH_MAX], mstatus[STORE_HTTP_BATCH_MAX];
+    char *msgs[STORE_HTTP_BATCH_MAX];
     store_put_result_t results[STORE_HTTP_BATCH_MAX];
     int rc = store_batch_begin(sh->st, 0, &b);
     if (rc) {
@@ -271,26 +289,29 @@ static void h_batch_post(core_http_req_t *req, void *user)
         store_event_t ev;
         char err[512];
         slot[i] = -1;
+        msgs[i] = NULL;
         rc = store_event_from_jansson(json_array_get(arr, i), now, &ev, err, sizeof(err));
         if (rc) {
-            json_array_append_new(out, batch_item(400, err));
+            mstatus[i] = 400;
+            msgs[i] = core_http_req_strdup(req, err);
             continue;
         }
         if (!store_accesskey_allows(&a.key, ev.event)) {
             char msg[STORE_NAME_MAX + 64];
             snprintf(msg, sizeof(msg), "%s events are not allowed", ev.event);
-            json_array_append_new(out, batch_item(403, msg));
+            mstatus[i] = 403;
+            msgs[i] = core_http_req_strdup(req, msg);
             store_event_fini(&ev);
             continue;
         }
-        rc = store_batch_put_event(b, a.app, a.channel, &ev, err, sizeof(err));
+        rc = store__batch_put_checked(b, a.app, a.channel, &ev, err, sizeof(err));
         store_event_fini(&ev);
         if (rc) {
-            json_array_append_new(out, batch_item(400, err));
+            mstatus[i] = 400;
+            msgs[i] = core_http_req_strdup(req, err);
             continue;
         }
         slot[i] = (int)store_batch_events(b) - 1;
-        json_array_append_new(out, json_null()); /* filled after the commit */
     }
     char err[512] = "";
     rc = store_batch_commit(b, results, err, sizeof(err));
@@ -299,29 +320,34 @@ static void h_batch_post(core_http_req_t *req, void *user)
         core_http_reply_error(req, 500, "%s", err[0] ? err : core_strerror(rc));
         goto done;
     }
+    core_buf_reserve(&out, 64 + n * (STORE_EVENT_ID_MAX + 32));
+    core_wr_raw(&out, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        if (slot[i] < 0)
+        if (i)
+            core_wr_raw(&out, ",", 1);
+        if (slot[i] < 0) {
+            batch_item_msg(&out, mstatus[i], msgs[i] ? msgs[i] : "");
             continue;
+        }
         const store_put_result_t *r = &results[slot[i]];
-        json_t *item;
         if (r->status == STORE_PUT_CONFLICT) {
             char msg[STORE_EVENT_ID_MAX + 96];
             snprintf(msg, sizeof(msg), "eventId %s already exists with different content",
                      r->event_id);
-            item = batch_item(409, msg);
+            batch_item_msg(&out, 409, msg);
         } else {
-            item = json_object();
-            json_object_set_new(item, "status", json_integer(201));
-            json_object_set_new(item, "eventId", core_http_json_text(r->event_id));
+            /* ids are [A-Za-z0-9_-] (store.h): no escaping needed */
+            core_wr_raw(&out, "{\"status\":201,\"eventId\":\"", 25);
+            core_wr_raw(&out, r->event_id, strlen(r->event_id));
+            core_wr_raw(&out, "\"}", 2);
         }
-        json_array_set_new(out, i, item);
     }
-    core_http_reply_json(req, 200, out);
-    out = NULL;
+    core_wr_raw(&out, "]", 1);
+    core_http_reply_json_text(req, 200, (const char *)out.data, out.len);
 done:
     store_batch_abort(b);
     json_decref(arr);
-    json_decref(out);
+    core_buf_fini(&out);
     store_accesskey_fini(&a.key);
 }
 

@@ -148,8 +148,19 @@ int store__rec_keys(const uint8_t *rec, size_t len, core_slice_t *etype, core_sl
  * already apply (event names, target, entity type/id, time). */
 bool store__find_match(const store_find_t *f, const store_event_t *ev);
 
-/* Canonical JSON: sorted keys, compact, shortest round-trip reals (malloc'd). */
 struct json_t;
+/* Validates an event whose properties were parsed by the caller: props is
+ * that parsed value (NULL = absent, i.e. {}) and ev->properties its
+ * canonical text. Same rules and messages as store_event_validate. */
+int store__event_check(const store_event_t *ev, const struct json_t *props, char *errstr,
+                       size_t errstr_size);
+/* store_batch_put_event for an event that passed store__event_check with
+ * canonical properties text (store_event_from_json/jansson output): the
+ * properties are not parsed and re-serialised again. */
+int store__batch_put_checked(store_batch_t *b, int32_t app, int32_t channel,
+                             const store_event_t *ev, char *errstr, size_t errstr_size);
+
+/* Canonical JSON: sorted keys, compact, shortest round-trip reals (malloc'd). */
 char *store__json_canon(const struct json_t *j);
 /* Appends s[0..n) as a JSON string literal (quotes, escapes; UTF-8 kept). */
 void store__json_str(core_buf_t *b, const char *s, size_t n);
