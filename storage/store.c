@@ -281,36 +281,42 @@ void store__json_str(core_buf_t *b, const char *s, size_t n)
 {
     static const char hx[] = "0123456789abcdef";
     core_wr_raw(b, "\"", 1);
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (i > run)
+            core_wr_raw(b, s + run, i - run);
+        run = i + 1;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             core_wr_raw(b, e, 2);
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
-            switch (c) {
-            case '\n':
-                core_wr_raw(b, "\\n", 2);
-                break;
-            case '\r':
-                core_wr_raw(b, "\\r", 2);
-                break;
-            case '\t':
-                core_wr_raw(b, "\\t", 2);
-                break;
-            case '\b':
-                core_wr_raw(b, "\\b", 2);
-                break;
-            case '\f':
-                core_wr_raw(b, "\\f", 2);
-                break;
-            default:
-                core_wr_raw(b, e, 6);
-            }
-        } else {
-            core_wr_raw(b, &s[i], 1);
+            continue;
+        }
+        char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
+        switch (c) {
+        case '\n':
+            core_wr_raw(b, "\\n", 2);
+            break;
+        case '\r':
+            core_wr_raw(b, "\\r", 2);
+            break;
+        case '\t':
+            core_wr_raw(b, "\\t", 2);
+            break;
+        case '\b':
+            core_wr_raw(b, "\\b", 2);
+            break;
+        case '\f':
+            core_wr_raw(b, "\\f", 2);
+            break;
+        default:
+            core_wr_raw(b, e, 6);
         }
     }
+    if (n > run)
+        core_wr_raw(b, s + run, n - run);
     core_wr_raw(b, "\"", 1);
 }
 

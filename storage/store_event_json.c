@@ -105,6 +105,15 @@ int store_time_parse(const char *s, size_t len, int64_t *ms, int16_t *tz_min)
     return 0;
 }
 
+static char *put_digits(char *w, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        w[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return w + n;
+}
+
 void store_time_format(int64_t ms, int16_t tz_min, char out[STORE_TIME_TEXT_MAX])
 {
     int64_t local = ms + (int64_t)tz_min * 60000;
@@ -113,14 +122,41 @@ void store_time_format(int64_t ms, int16_t tz_min, char out[STORE_TIME_TEXT_MAX]
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, STORE_TIME_TEXT_MAX, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03d", y, m,
-                     d, (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-                     (int)(rem % 1000));
-    if (tz_min == 0)
-        snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "Z");
-    else
-        snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "%c%02d:%02d", tz_min < 0 ? '-' : '+',
-                 abs(tz_min) / 60, abs(tz_min) % 60);
+    if (y < 0 || y > 9999) { /* outside what the store accepts: keep the general form */
+        int n = snprintf(out, STORE_TIME_TEXT_MAX, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03d",
+                         y, m, d, (int)(rem / 3600000), (int)(rem / 60000 % 60),
+                         (int)(rem / 1000 % 60), (int)(rem % 1000));
+        if (tz_min == 0)
+            snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "Z");
+        else
+            snprintf(out + n, (size_t)(STORE_TIME_TEXT_MAX - n), "%c%02d:%02d",
+                     tz_min < 0 ? '-' : '+', abs(tz_min) / 60, abs(tz_min) % 60);
+        return;
+    }
+    /* yyyy-MM-ddTHH:mm:ss.SSS then Z or ±HH:MM, without printf (hot on reads) */
+    char *w = out;
+    w = put_digits(w, (unsigned)y, 4);
+    *w++ = '-';
+    w = put_digits(w, m, 2);
+    *w++ = '-';
+    w = put_digits(w, d, 2);
+    *w++ = 'T';
+    w = put_digits(w, (unsigned)(rem / 3600000), 2);
+    *w++ = ':';
+    w = put_digits(w, (unsigned)(rem / 60000 % 60), 2);
+    *w++ = ':';
+    w = put_digits(w, (unsigned)(rem / 1000 % 60), 2);
+    *w++ = '.';
+    w = put_digits(w, (unsigned)(rem % 1000), 3);
+    if (tz_min == 0) {
+        *w++ = 'Z';
+    } else {
+        *w++ = tz_min < 0 ? '-' : '+';
+        w = put_digits(w, (unsigned)abs(tz_min) / 60, 2);
+        *w++ = ':';
+        w = put_digits(w, (unsigned)abs(tz_min) % 60, 2);
+    }
+    *w = '\0';
 }
 
 /* ---- parse ----------------------------------------------------------------------- */

@@ -38,6 +38,7 @@
 
 typedef struct rdb {
     rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf; /* "default": for the batched MultiGet */
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *bbo;
     rocksdb_cache_t *cache;
@@ -164,6 +165,27 @@ static int rdb_get_rec(rdb_t *r, const rocksdb_readoptions_t *ro, int32_t app, i
     return 0;
 }
 
+/* RocksDB's batched MultiGet (one SuperVersion for all keys, memtable and
+ * table lookups batched, values pinned instead of copied). vals[i] = NULL
+ * when absent; errs[i] set on a read error. Release with rdb_mget_release. */
+static void rdb_mget(rdb_t *r, const rocksdb_readoptions_t *ro, size_t n, const char *const *keys,
+                     const size_t *klens, rocksdb_pinnableslice_t **vals, char **errs)
+{
+    rocksdb_batched_multi_get_cf(r->db, ro, r->cf, n, keys, klens, vals, errs, false);
+}
+
+static void rdb_mget_release(size_t n, rocksdb_pinnableslice_t **vals, char **errs)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i])
+            rocksdb_pinnableslice_destroy(vals[i]);
+        if (errs[i])
+            rocksdb_free(errs[i]);
+        vals[i] = NULL;
+        errs[i] = NULL;
+    }
+}
+
 /* Looks up the stored records of many ids at once (the id checks of a
  * commit): one MultiGet of their E entries, then one of the T records of
  * those that exist (only duplicates and conflicts get there). recs[i] gets a
@@ -177,8 +199,9 @@ static int rdb_get_recs(rdb_t *r, size_t n, const store__staged_t *const *evs, u
         return 0;
     uint8_t *kbuf = core_xmalloc(n * (9 + 8 + STORE_EVENT_ID_MAX));
     const char **keys = core_xmalloc(n * sizeof *keys);
-    size_t *klens = core_xmalloc(n * sizeof *klens), *vlens = core_xmalloc(n * sizeof *vlens);
-    char **vals = core_xcalloc(n, sizeof *vals), **errs = core_xcalloc(n, sizeof *errs);
+    size_t *klens = core_xmalloc(n * sizeof *klens);
+    rocksdb_pinnableslice_t **vals = core_xcalloc(n, sizeof *vals);
+    char **errs = core_xcalloc(n, sizeof *errs);
     size_t *which = core_xmalloc(n * sizeof *which), nt = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t *k = kbuf + i * (9 + 8 + STORE_EVENT_ID_MAX);
@@ -188,60 +211,57 @@ static int rdb_get_recs(rdb_t *r, size_t n, const store__staged_t *const *evs, u
         klens[i] = kl + idl;
         recs[i] = NULL;
     }
-    rocksdb_multi_get(r->db, r->ro, n, keys, klens, vals, vlens, errs);
-    for (size_t i = 0; i < n; i++) {
-        if (errs[i] && !err) {
-            err = io_err(r, errs[i], NULL, 0, "multiget");
-            errs[i] = NULL;
+    rdb_mget(r, r->ro, n, keys, klens, vals, errs);
+    for (size_t i = 0; i < n && !err; i++) {
+        size_t vl;
+        const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &vl) : NULL;
+        if (errs[i]) {
+            err = core_errf(CORE_ERR_IO, NULL, 0, "%s", errs[i]);
+            CORE_ERROR("store", "rocksdb multiget failed: %s", errs[i]);
             *bad = i;
-        }
-        if (!vals[i] || err)
-            continue;
-        if (vlens[i] != 8) {
+        } else if (v && vl != 8) {
             err = CORE_ERR_CORRUPT;
             *bad = i;
-            continue;
+        } else if (v) {
+            /* reuse key slot i for the T key */
+            uint8_t *k = kbuf + i * (9 + 8 + STORE_EVENT_ID_MAX);
+            int64_t ms = store__time_unkey(core_be64((const uint8_t *)v));
+            klens[nt] = k_time_id(k, k_head(k, 'T', evs[i]->app, evs[i]->ch), ms, evs[i]->id,
+                                  strlen(evs[i]->id));
+            keys[nt] = (const char *)k;
+            which[nt++] = i;
         }
-        /* reuse key slot i for the T key */
-        uint8_t *k = kbuf + i * (9 + 8 + STORE_EVENT_ID_MAX);
-        int64_t ms = store__time_unkey(core_be64((uint8_t *)vals[i]));
-        klens[nt] = k_time_id(k, k_head(k, 'T', evs[i]->app, evs[i]->ch), ms, evs[i]->id,
-                              strlen(evs[i]->id));
-        keys[nt] = (const char *)k;
-        which[nt++] = i;
     }
-    for (size_t i = 0; i < n; i++) {
-        rocksdb_free(vals[i]);
-        vals[i] = NULL;
-        if (errs[i])
-            rocksdb_free(errs[i]);
-        errs[i] = NULL;
-    }
-    if (!err && nt > 0) {
-        rocksdb_multi_get(r->db, r->ro, nt, keys, klens, vals, vlens, errs);
-        for (size_t j = 0; j < nt; j++) {
-            if (errs[j] && !err) {
-                err = io_err(r, errs[j], NULL, 0, "multiget");
-                errs[j] = NULL;
+    rdb_mget_release(n, vals, errs);
+    if (!err && nt > 0) { /* only duplicates and conflicts get here */
+        rdb_mget(r, r->ro, nt, keys, klens, vals, errs);
+        for (size_t j = 0; j < nt && !err; j++) {
+            size_t vl;
+            const char *v = vals[j] ? rocksdb_pinnableslice_value(vals[j], &vl) : NULL;
+            if (errs[j]) {
+                err = core_errf(CORE_ERR_IO, NULL, 0, "%s", errs[j]);
+                CORE_ERROR("store", "rocksdb multiget failed: %s", errs[j]);
                 *bad = which[j];
-            } else if (!vals[j] && !err) {
+            } else if (!v) {
                 err = CORE_ERR_CORRUPT; /* E without T */
                 *bad = which[j];
-            } else if (vals[j] && !err) {
+            } else {
                 size_t i = which[j];
-                recs[i] = core_xmalloc(vlens[j] ? vlens[j] : 1);
-                memcpy(recs[i], vals[j], vlens[j]);
-                lens[i] = vlens[j];
+                recs[i] = core_xmalloc(vl ? vl : 1);
+                memcpy(recs[i], v, vl);
+                lens[i] = vl;
             }
-            rocksdb_free(vals[j]);
-            if (errs[j])
-                rocksdb_free(errs[j]);
         }
+        rdb_mget_release(nt, vals, errs);
     }
+    if (err)
+        for (size_t i = 0; i < n; i++) {
+            free(recs[i]);
+            recs[i] = NULL;
+        }
     free(kbuf);
     free(keys);
     free(klens);
-    free(vlens);
     free(vals);
     free(errs);
     free(which);
@@ -612,8 +632,9 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
     /* index scans: T keys of the next chunk of entries */
     uint8_t *tkeys = tag != 'T' ? core_xmalloc(RDB_FIND_CHUNK * (9 + 8 + STORE_EVENT_ID_MAX)) : NULL;
     const char *kp[RDB_FIND_CHUNK];
-    size_t kls[RDB_FIND_CHUNK], vls[RDB_FIND_CHUNK];
-    char *vals[RDB_FIND_CHUNK], *errs[RDB_FIND_CHUNK];
+    size_t kls[RDB_FIND_CHUNK];
+    rocksdb_pinnableslice_t *vals[RDB_FIND_CHUNK] = {0};
+    char *errs[RDB_FIND_CHUNK] = {0};
     if (f->reversed)
         rocksdb_iter_seek_to_last(it);
     else
@@ -667,28 +688,26 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
         }
         if (err || n == 0)
             break;
-        memset(vals, 0, n * sizeof *vals);
-        memset(errs, 0, n * sizeof *errs);
-        rocksdb_multi_get(r->db, ro, n, kp, kls, vals, vls, errs);
-        for (size_t j = 0; j < n; j++) {
-            if (!err && errs[j]) {
-                err = io_err(r, errs[j], NULL, 0, "multiget");
-                errs[j] = NULL;
-            } else if (!err && !vals[j]) {
+        rdb_mget(r, ro, n, kp, kls, vals, errs);
+        for (size_t j = 0; j < n && !err && !stop; j++) {
+            size_t vl2;
+            const char *v = vals[j] ? rocksdb_pinnableslice_value(vals[j], &vl2) : NULL;
+            if (errs[j]) {
+                CORE_ERROR("store", "rocksdb multiget failed: %s", errs[j]);
+                err = CORE_ERR_IO;
+            } else if (!v) {
                 err = CORE_ERR_CORRUPT; /* index entry without its record */
-            } else if (!err && !stop) {
-                err = store__rec_decode((const uint8_t *)vals[j], vls[j], kp[j] + 17, kls[j] - 17,
-                                        &ev, &scratch);
+            } else {
+                err = store__rec_decode((const uint8_t *)v, vl2, kp[j] + 17, kls[j] - 17, &ev,
+                                        &scratch);
                 if (!err && store__find_match(f, &ev)) {
                     (*count)++;
                     if (cb(&ev, opaque) || (f->limit >= 0 && *count >= f->limit))
                         stop = true;
                 }
             }
-            rocksdb_free(vals[j]);
-            if (errs[j])
-                rocksdb_free(errs[j]);
         }
+        rdb_mget_release(n, vals, errs);
         if (err)
             break;
     }
@@ -1100,6 +1119,8 @@ static void rdb_close(store_t *s)
             CORE_ERROR("store", "WAL fsync at close failed: %s", e);
             rocksdb_free(e);
         }
+        if (r->cf)
+            rocksdb_column_family_handle_destroy(r->cf);
         rocksdb_close(r->db);
     }
     if (r->wo)
@@ -1166,7 +1187,9 @@ int store__rocksdb_open(store_t *s, const char *dir, char *errstr, size_t errstr
     rocksdb_options_set_block_based_table_factory(r->opts, r->bbo);
 
     char *e = NULL;
-    r->db = rocksdb_open(r->opts, dir, &e);
+    const char *cfname = "default";
+    const rocksdb_options_t *cfopts = r->opts;
+    r->db = rocksdb_open_column_families(r->opts, dir, 1, &cfname, &cfopts, &r->cf, &e);
     if (e) {
         int err = strstr(e, "lock") || strstr(e, "LOCK") ? CORE_ERR_STATE : CORE_ERR_IO;
         core_errf(err, errstr, errstr_size, "%s%s", e,
