@@ -2,7 +2,8 @@
  * eddy status — what `eddy up` runs on a data directory, and how it is doing:
  * each role (state, pid, port, uptime, restarts), topics with their end
  * offsets and produce rates, consumer groups with their Burrow status and
- * lag, jobs with their last batch, and the deployed model. It reads
+ * lag, jobs with their last batch, retraining schedules with their last run,
+ * and the deployed model. It reads
  * DIR/run/status.json and DIR/run/endpoints.json (written by `eddy up`) and
  * asks the roles themselves over their public protocols (Kafka, HTTP).
  */
@@ -189,6 +190,39 @@ static void print_jobs(const char *driver)
     json_decref(j);
 }
 
+static void print_schedules(const char *driver)
+{
+    printf("\nSCHEDULES (driver %s; details: eddy schedule list)\n", driver);
+    json_t *j = http_json(driver, "/v1/schedules");
+    json_t *all = json_object_get(j, "schedules");
+    if (!json_array_size(all)) {
+        printf("  %s\n", j ? "(none)" : "(driver not reachable)");
+        json_decref(j);
+        return;
+    }
+    printf("  %-24s %-8s %-22s %6s  %s\n", "SCHEDULE", "COMMAND", "EVERY / CRON", "RUNS", "LAST RUN");
+    size_t i;
+    json_t *s;
+    json_array_foreach(all, i, s)
+    {
+        char when[64];
+        const char *cron = json_string_value(json_object_get(s, "cron"));
+        if (cron && *cron)
+            snprintf(when, sizeof when, "\"%s\"", cron);
+        else
+            snprintf(when, sizeof when, "%llds",
+                     (long long)(json_integer_value(json_object_get(s, "every_ms")) / 1000));
+        json_t *last = json_array_get(json_object_get(s, "runs"), 0);
+        json_t *res = json_object_get(last, "result");
+        const char *st = json_string_value(json_object_get(last, "status"));
+        printf("  %-24s %-8s %-22s %6lld  %s%s\n", json_string_value(json_object_get(s, "name")) ?: "?",
+               json_string_value(json_object_get(s, "command")) ?: "?", when,
+               (long long)json_integer_value(json_object_get(s, "last_run")), st ? st : "(none yet)",
+               json_is_true(json_object_get(res, "promoted")) ? ", promoted" : "");
+    }
+    json_decref(j);
+}
+
 static void print_model(const char *serve)
 {
     printf("\nDEPLOYED MODEL (query server %s)\n", serve);
@@ -231,7 +265,8 @@ int cmd_status(int argc, char **argv)
     if (help) {
         core_conf_usage(stdout, "eddy status [--data DIR]",
                         "Shows what `eddy up` runs on DIR: roles, topics with rates, consumer\n"
-                        "groups with lag status, jobs with their last batch, the deployed model.",
+                        "groups with lag status, jobs with their last batch, retraining\n"
+                        "schedules with their last run, the deployed model.",
                         status_opts);
         core_conf_free(status_opts, &c);
         return 0;
@@ -253,6 +288,7 @@ int cmd_status(int argc, char **argv)
     print_topics(json_string_value(json_object_get(ep, "broker")), c.sample_ms);
     print_groups(json_string_value(json_object_get(ep, "broker_http")));
     print_jobs(json_string_value(json_object_get(ep, "driver")));
+    print_schedules(json_string_value(json_object_get(ep, "driver")));
     print_model(json_string_value(json_object_get(ep, "serve")));
     json_decref(st);
     json_decref(ep);
