@@ -98,7 +98,7 @@ typedef struct driver_cli {
 } driver_cli_t;
 
 static const core_opt_t driver_opts[] = {
-    {"data", CORE_OPT_STR, NULL, "data directory (jobs, plans, commits, token)",
+    {"data", CORE_OPT_STR, NULL, "data directory (jobs, plans, commits, schedules, token)",
      offsetof(driver_cli_t, data)},
     {"listen", CORE_OPT_STR, "127.0.0.1:7077", "API address (loopback by default: the API runs code)",
      offsetof(driver_cli_t, listen)},
@@ -126,7 +126,9 @@ int cmd_driver(int argc, char **argv)
     int npos = 0;
     int rc = parse(driver_opts, &c, argc, argv, pos, &npos, "driver", usage,
                    "Runs the micro-batch driver: accepts jobs (eddy submit), plans batches,\n"
-                   "schedules tasks on workers and commits outputs exactly once.");
+                   "schedules tasks on workers and commits outputs exactly once. It also\n"
+                   "keeps and runs retraining schedules (eddy schedule train: `eddy train` as\n"
+                   "a child process; the runs read --store / --store-dir unless they name one).");
     if (rc >= 0)
         goto out;
     if (!c.data || npos) {
