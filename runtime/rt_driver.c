@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1851,6 +1852,7 @@ static void h_metrics(core_http_req_t *req, void *user)
     pthread_mutex_unlock(&d->mu);
     EMIT("# HELP eddy_driver_workers Live workers.\n# TYPE eddy_driver_workers gauge\n"
          "eddy_driver_workers %d\n", live);
+    rt_sched_metrics_write(d->sched, &b);
 #undef EMIT
     core_http_reply(req, 200, "text/plain; version=0.0.4", b.data, b.len);
     core_buf_fini(&b);
@@ -1975,7 +1977,15 @@ int rt_driver_start(const rt_driver_conf_t *conf, rt_driver_t **out, char *es, s
     char sched_dir[4200], store_arg[4200];
     snprintf(sched_dir, sizeof sched_dir, "%s/schedules", conf->data);
     sched_store_arg(conf, store_arg, sizeof store_arg);
-    rt_sched_conf_t sc = {.dir = sched_dir, .exe = d->exe, .store_arg = store_arg};
+    /* An embedded RocksDB is locked by this process: a child cannot open it
+     * (with an event server owning the dir, store_open_dir goes remote). */
+    bool embedded = !strcmp(store_engine(d->store), "rocksdb");
+    rt_sched_conf_t sc = {.dir = sched_dir,
+                          .exe = d->exe,
+                          .store_arg = embedded ? NULL : store_arg,
+                          .no_store_why = "this driver embeds its RocksDB store and holds its lock; "
+                                          "run an event server on that data dir and give the "
+                                          "driver --store-dir, as eddy up does"};
     if ((err = rt_sched_open(&sc, &d->sched, es, esz)))
         goto fail;
     rt_sched_routes(d->sched, d->http, sched_auth, d);

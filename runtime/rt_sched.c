@@ -88,11 +88,14 @@ typedef struct sched {
     int64_t run_no, run_start_ms, run_deadline_mono;
     bool timed_out, run_now;
     char run_trigger[16];
+    /* since this driver started (metrics) */
+    int64_t runs_by[4]; /* ok, failed, timeout, interrupted */
+    int64_t last_ok_end_ms;
     char dir[4096];
 } sched_t;
 
 struct rt_sched {
-    char dir[4096], exe[4096], store_arg[4200];
+    char dir[4096], exe[4096], store_arg[4200], no_store_why[512];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     sched_t *v[RT_SCHED_MAX];
@@ -499,6 +502,8 @@ int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *es, size_
     snprintf(s->dir, sizeof s->dir, "%s", conf->dir);
     snprintf(s->exe, sizeof s->exe, "%s", conf->exe);
     snprintf(s->store_arg, sizeof s->store_arg, "%s", conf->store_arg ? conf->store_arg : "");
+    snprintf(s->no_store_why, sizeof s->no_store_why, "%s",
+             conf->no_store_why ? conf->no_store_why : "the driver has no store to offer");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     int err = rt_mkdirs(s->dir, 0755);
@@ -705,6 +710,12 @@ static void run_finish(rt_sched_t *s, sched_t *c, int status, const char *forced
         unlink(p);
     }
     json_decref(rec);
+    static const char *outcomes[4] = {"ok", "failed", "timeout", "interrupted"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(st, outcomes[i]))
+            c->runs_by[i]++;
+    if (!strcmp(st, "ok"))
+        c->last_ok_end_ms = now;
     if (c->run_no > RT_SCHED_RUNS_KEEP) {
         char p[4200];
         snprintf(p, sizeof p, "%s/runs", c->dir);
@@ -873,6 +884,11 @@ static void h_put(core_http_req_t *req, void *user)
         sched_free(nc);
         return core_http_reply_error(req, 400, "%s", es);
     }
+    if (nc->spec->reads_store && !s->store_arg[0] && !has_store_arg(nc)) {
+        sched_free(nc);
+        return core_http_reply_error(req, 400, "%s %s: give --data=DIR or --store=URL in args (%s)",
+                                     name, "names no store", s->no_store_why);
+    }
     snprintf(nc->name, sizeof nc->name, "%s", name);
     snprintf(nc->dir, sizeof nc->dir, "%.4000s/%s", s->dir, name);
     int64_t now = core_wall_ms();
@@ -888,6 +904,8 @@ static void h_put(core_http_req_t *req, void *user)
     }
     if (old) {
         /* Same schedule, new definition: its runs and a run in progress stay. */
+        memcpy(nc->runs_by, old->runs_by, sizeof nc->runs_by);
+        nc->last_ok_end_ms = old->last_ok_end_ms;
         nc->created_ms = old->created_ms;
         nc->last_run = old->last_run;
         nc->pid = old->pid;
@@ -1016,6 +1034,45 @@ static void h_run_now(core_http_req_t *req, void *user)
                                      name);
     core_http_reply_json(req, 202, json_pack("{s:s,s:I,s:s}", "name", name, "run",
                                              (json_int_t)run, "status", "starting"));
+}
+
+void rt_sched_metrics_write(rt_sched_t *s, core_buf_t *b)
+{
+    static const char *outcomes[4] = {"ok", "failed", "timeout", "interrupted"};
+    char line[512];
+    pthread_mutex_lock(&s->mu);
+    static const char runs_help[] = "# HELP eddy_schedule_runs_total Scheduled runs ended since "
+                                    "the driver started, by outcome.\n"
+                                    "# TYPE eddy_schedule_runs_total counter\n";
+    core_wr_raw(b, runs_help, sizeof runs_help - 1);
+    for (int i = 0; i < s->n; i++)
+        for (int k = 0; k < 4; k++) {
+            int n = snprintf(line, sizeof line, "eddy_schedule_runs_total{schedule=\"%s\",status=\"%s\"} %lld\n",
+                             s->v[i]->name, outcomes[k], (long long)s->v[i]->runs_by[k]);
+            core_wr_raw(b, line, (size_t)n);
+        }
+    static const struct {
+        const char *name, *help;
+    } gauges[] = {
+        {"eddy_schedule_running", "1 while a run of the schedule is going."},
+        {"eddy_schedule_next_run_timestamp_seconds", "When the schedule is next due (-1: never)."},
+        {"eddy_schedule_last_success_timestamp_seconds",
+         "End of the last ok run since the driver started (0: none yet)."},
+    };
+    for (int g = 0; g < 3; g++) {
+        int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name,
+                         gauges[g].help, gauges[g].name);
+        core_wr_raw(b, line, (size_t)n);
+        for (int i = 0; i < s->n; i++) {
+            const sched_t *c = s->v[i];
+            double v = g == 0 ? (c->pid > 0)
+                       : g == 1 ? (c->next_ms < 0 ? -1.0 : (double)c->next_ms / 1000.0)
+                                : (double)c->last_ok_end_ms / 1000.0;
+            n = snprintf(line, sizeof line, "%s{schedule=\"%s\"} %.3f\n", gauges[g].name, c->name, v);
+            core_wr_raw(b, line, (size_t)n);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 void rt_sched_routes(rt_sched_t *s, core_http_t *http, rt_sched_auth_fn *auth, void *auth_arg)

@@ -13,7 +13,9 @@
  * part of the schedule, so the schedule never depends on a path on the
  * client's machine: the driver writes it to DIR/NAME/<file> before each run.
  * A command that reads the event store and names none (no --data=/--store=)
- * gets the driver's own store (rt_sched_conf_t.store_arg).
+ * gets the driver's own store (rt_sched_conf_t.store_arg) — unless the driver
+ * holds that store's lock itself (embedded RocksDB, no event server), where a
+ * child could not open it: then such a schedule is refused at PUT.
  *
  * Files (DIR = the driver's data dir + "/schedules"; every record is framed
  * with a CRC and replaced atomically: temp + fsync + rename + fsync(dir)):
@@ -69,6 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/core_buf.h"
 #include "core/core_http.h"
 
 /* Schedules one driver keeps (abuse guard for the API). */
@@ -111,6 +114,9 @@ typedef struct rt_sched_conf {
     const char *exe;       /* the eddy executable children run; copied */
     const char *store_arg; /* "--data=DIR" or "--store=URL" for commands that read the
                               store and name none; copied; NULL = none */
+    const char *no_store_why; /* with store_arg NULL: why the driver's store cannot be
+                                 the runs' store; a schedule that names none is then
+                                 refused with this message (400); copied */
 } rt_sched_conf_t;
 
 /* Loads every schedule under conf->dir and recovers runs a previous driver
@@ -123,6 +129,10 @@ int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *errstr,
 void rt_sched_routes(rt_sched_t *s, core_http_t *http, rt_sched_auth_fn *auth, void *auth_arg);
 /* Starts the scheduler thread. */
 int rt_sched_start(rt_sched_t *s, char *errstr, size_t errstr_size);
+/* Appends Prometheus text for every schedule: runs by outcome since this
+ * driver started, running (0/1), next due time, end of the last ok run.
+ * Any thread. */
+void rt_sched_metrics_write(rt_sched_t *s, core_buf_t *b);
 /* (internal, for the fuzzer and tests) Validates a PUT body exactly as the
  * API does, allow-list included. Returns 0 or CORE_ERR_INVAL with a message. */
 int rt_sched__def_check(const char *body, size_t len, char *errstr, size_t errstr_size);

@@ -4,7 +4,9 @@
 A broker, an event server owning the data dir (as in `eddy up`), a driver
 whose store is that data dir, and `eddy serve --reload-every 1s`. Checks:
   - the API refuses what it must: no token (401), a command outside the
-    allow-list, a flag outside train's list, a bad cron (400 with a message);
+    allow-list, a flag outside train's list, a bad cron (400 with a message),
+    and on a driver that embeds its store (so a child could not open it) a
+    schedule that names no store;
   - `eddy schedule train --every 2s` registers under the derived name
     train-<app>-<engine id>, a cron schedule is accepted (and a bad one is
     refused by the CLI);
@@ -223,6 +225,17 @@ def body(tmp, procs):
     check(st in (400, 404), "PUT with a bad name: %s" % st)
     st, b = http(dport, "GET", "/v1/schedules/x")
     check(st == 404, "a refused schedule exists: %s" % st)
+    # a driver that embeds its store holds its lock: schedules there must name a store
+    d2port, d2data = free_port(), os.path.join(tmp, "driver2")
+    p2 = procs.start("driver2", ["driver", "--data", d2data, "--listen", "127.0.0.1:%d" % d2port,
+                                 "--broker", "127.0.0.1:%d" % bport])
+    wait_for(lambda: p2.poll() is not None or connectable(d2port), "driver2 port", 30)
+    tok2 = open(os.path.join(d2data, "token")).read().strip()
+    st, b = http(d2port, "PUT", "/v1/schedules/x", good, tok2)
+    check(st == 400 and "embeds its RocksDB" in b["message"], "embedded-store driver, no store: %s %s" % (st, b))
+    st, b = http(d2port, "PUT", "/v1/schedules/x", dict(good, args=["--app=shop", "--data=" + data]), tok2)
+    check(st == 201 and b["name"] == "x", "embedded-store driver, --data given: %s %s" % (st, b))
+    procs.stop("driver2")
     p = run(["schedule", "train", "--engine", engine, "--cron", "0 25 * * *"] + drv, ok=(2,))
     check("hour" in p.stderr, "bad --cron message: " + p.stderr)
     p = run(["schedule", "train", "--engine", engine, "--cron", "0 3 * * *", "--name", "nightly"] + drv)
@@ -246,6 +259,11 @@ def body(tmp, procs):
           and "rmse" in res["metrics"] and r["end_ms"] >= r["start_ms"] and r["exit_code"] == 0,
           "run record: %s" % r)
     ver = res["version"]
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % dport, timeout=20 * MULT) as m:
+        metrics = m.read().decode()
+    mm = re.search(r'^eddy_schedule_runs_total\{schedule="train-shop-v1",status="ok"\} (\d+)', metrics, re.M)
+    check(mm and int(mm.group(1)) >= 1 and 'eddy_schedule_running{schedule="train-shop-v1"}' in metrics,
+          "driver /metrics lacks the schedule: %s" % metrics[-800:])
     wait_for(lambda: http(sport, "GET", "/")[1]["model"]["version"] >= ver, "serve to reload v%d" % ver, 20)
     p = run(["schedule", "list"] + drv)
     check(re.search(r"^train-shop-v1\s+train shop/v1\s+every 2s", p.stdout, re.M)
