@@ -9,6 +9,13 @@ Trains a model on generated ratings (ITEMS items, rank RANK), starts
 `eddy serve` and nginx on free loopback ports, runs wrk with a Lua script that
 posts real query bodies (a different known user each request, num 10) and
 prints a markdown table: requests/s, p50, p99, ratio to nginx.
+
+Two layouts, both servers treated alike:
+  shared  wrk (2 threads) and the server (2 threads / 2 nginx workers) share
+          both cores, as a default deployment would;
+  pinned  wrk (1 thread) on core 0, the server (1 thread / 1 nginx worker) on
+          core 1 (taskset): the server's latency without the load generator
+          preempting it, so p99 shows the server rather than the scheduler.
 """
 import argparse
 import json
@@ -42,8 +49,19 @@ def wait_port(port, deadline):
     return False
 
 
-def wrk(url, script, duration, conns, threads):
-    args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency"]
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def wrk(url, script, duration, conns, threads, cpu=None):
+    args = (["taskset", "-c", str(cpu)] if cpu is not None else []) + ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency"]
     if script:
         args += ["-s", script]
     out = subprocess.run(args + [url], capture_output=True, text=True, timeout=duration + 60).stdout
@@ -90,20 +108,27 @@ def main():
         common = ["--engine", os.path.join(tmp, "engine.json"), "--data", os.path.join(tmp, "d")]
         subprocess.run([a.eddy, "train", "--quiet", "--ratings", os.path.join(tmp, "r.tsv")] + common,
                        check=True, capture_output=True)
-        srv = subprocess.Popen([a.eddy, "serve", "--listen", "127.0.0.1:0"] + common,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs.append(srv)
-        port = None
-        for line in srv.stderr:
-            m = re.search(r"serving .* on 127\.0\.0\.1:(\d+)", line)
-            if m:
-                port = int(m.group(1))
-                break
-        assert port, "eddy serve did not start"
+        def start_eddy(threads, cpu):
+            pre = ["taskset", "-c", str(cpu)] if cpu is not None else []
+            srv = subprocess.Popen(pre + [a.eddy, "serve", "--threads", str(threads), "--listen", "127.0.0.1:0"]
+                                   + common, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            procs.append(srv)
+            for line in srv.stderr:
+                m = re.search(r"serving .* on 127\.0\.0\.1:(\d+)", line)
+                if m:
+                    return srv, int(m.group(1))
+            raise AssertionError("eddy serve did not start")
+
+        def stop(p):
+            p.terminate()
+            p.wait(timeout=10)
+
+        srv, port = start_eddy(0, None)
         info = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/" % port).read())["model"]
         body = json.dumps({"user": "u1", "num": 10}).encode()
         answer = urllib.request.urlopen(urllib.request.Request(
             "http://127.0.0.1:%d/queries.json" % port, data=body, method="POST")).read()
+        stop(srv)
 
         lua = os.path.join(tmp, "post.lua")
         with open(lua, "w") as f:
@@ -122,10 +147,12 @@ end
         os.makedirs(www)
         with open(os.path.join(www, "answer.json"), "wb") as f:
             f.write(answer)
-        nport = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("""worker_processes auto;
+
+        def start_nginx(workers, cpu):
+            nport = free_port()
+            conf = os.path.join(tmp, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write("""worker_processes %s;
 daemon off;
 pid %s/nginx.pid;
 error_log stderr error;
@@ -137,28 +164,47 @@ http {
   default_type application/json;
   server { listen 127.0.0.1:%d; root %s; }
 }
-""" % ((tmp,) * 6 + (nport, www)))
-        ng = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(ng)
-        assert wait_port(nport, time.time() + 10), "nginx did not start"
+""" % ((workers,) + (tmp,) * 6 + (nport, www)))
+            pre = ["taskset", "-c", str(cpu)] if cpu is not None else []
+            ng = subprocess.Popen(pre + ["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            procs.append(ng)
+            assert wait_port(nport, time.time() + 10), "nginx did not start"
+            return ng, nport
 
-        # warm up both, then measure
-        wrk("http://127.0.0.1:%d/queries.json" % port, lua, 1, a.connections, a.wrk_threads)
-        e = wrk("http://127.0.0.1:%d/queries.json" % port, lua, a.duration, a.connections, a.wrk_threads)
-        n = wrk("http://127.0.0.1:%d/answer.json" % nport, None, a.duration, a.connections, a.wrk_threads)
-        print("model: %d users, %d items, rank %d; answer %d bytes; wrk -t%d -c%d -d%ds, %d cores"
-              % (info["users"], info["items"], info["params"]["rank"], len(answer), a.wrk_threads,
-                 a.connections, a.duration, os.cpu_count()))
+        def measure(pinned):
+            threads = 1 if pinned else a.wrk_threads
+            load_cpu = 0 if pinned else None
+            srv, port = start_eddy(1 if pinned else 0, 1 if pinned else None)
+            url = "http://127.0.0.1:%d/queries.json" % port
+            wrk(url, lua, 1, a.connections, threads, load_cpu)  # warm-up
+            e = wrk(url, lua, a.duration, a.connections, threads, load_cpu)
+            stop(srv)
+            ng, nport = start_nginx(1 if pinned else "auto", 1 if pinned else None)
+            url = "http://127.0.0.1:%d/answer.json" % nport
+            wrk(url, None, 1, a.connections, threads, load_cpu)
+            n = wrk(url, None, a.duration, a.connections, threads, load_cpu)
+            stop(ng)
+            return e, n
+
+        print("model: %d users, %d items, rank %d; answer %d bytes; wrk -c%d -d%ds; %d cores (%s)"
+              % (info["users"], info["items"], info["params"]["rank"], len(answer),
+                 a.connections, a.duration, os.cpu_count(), cpu_model()))
         print()
-        print("| server | requests/s | p50 (ms) | p99 (ms) | non-2xx |")
-        print("|---|---|---|---|---|")
-        print("| eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %d |"
-              % (info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["non2xx"]))
-        print("| nginx GET static file, same size | %.0f | %.2f | %.2f | %d |" % (n["rps"], n["p50"], n["p99"], n["non2xx"]))
-        print()
-        print("eddy / nginx throughput: %.0f%%" % (100.0 * e["rps"] / n["rps"]))
-        if e["sock"] or n["sock"]:
-            print("socket errors: eddy %s; nginx %s" % (e["sock"] or "none", n["sock"] or "none"))
+        print("| layout | server | requests/s | p50 (ms) | p99 (ms) | non-2xx | eddy / nginx |")
+        print("|---|---|---|---|---|---|---|")
+        for pinned in (False, True):
+            if pinned and os.cpu_count() < 2:
+                continue
+            e, n = measure(pinned)
+            lay = ("pinned: wrk -t1 on core 0, server 1 thread on core 1" if pinned
+                   else "shared: wrk -t%d, server %d threads, 2 cores" % (a.wrk_threads, os.cpu_count()))
+            print("| %s | eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %d | %.0f%% |"
+                  % (lay, info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["non2xx"], 100.0 * e["rps"] / n["rps"]))
+            print("| %s | nginx GET static file, same size | %.0f | %.2f | %.2f | %d | |"
+                  % (lay, n["rps"], n["p50"], n["p99"], n["non2xx"]))
+            if e["sock"] or n["sock"]:
+                print("socket errors: eddy %s; nginx %s" % (e["sock"] or "none", n["sock"] or "none"))
     finally:
         for p in procs:
             if p.poll() is None:
