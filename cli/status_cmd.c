@@ -200,7 +200,8 @@ static void print_schedules(const char *driver)
         json_decref(j);
         return;
     }
-    printf("  %-24s %-8s %-22s %6s  %s\n", "SCHEDULE", "COMMAND", "EVERY / CRON", "RUNS", "LAST RUN");
+    printf("  %-24s %-8s %-22s %6s  %s\n", "SCHEDULE", "COMMAND", "EVERY / CRON", "RUNS",
+           "LAST RUN");
     size_t i;
     json_t *s;
     json_array_foreach(all, i, s)
@@ -215,9 +216,11 @@ static void print_schedules(const char *driver)
         json_t *last = json_array_get(json_object_get(s, "runs"), 0);
         json_t *res = json_object_get(last, "result");
         const char *st = json_string_value(json_object_get(last, "status"));
-        printf("  %-24s %-8s %-22s %6lld  %s%s\n", json_string_value(json_object_get(s, "name")) ?: "?",
+        printf("  %-24s %-8s %-22s %6lld  %s%s\n",
+               json_string_value(json_object_get(s, "name")) ?: "?",
                json_string_value(json_object_get(s, "command")) ?: "?", when,
-               (long long)json_integer_value(json_object_get(s, "last_run")), st ? st : "(none yet)",
+               (long long)json_integer_value(json_object_get(s, "last_run")),
+               st ? st : "(none yet)",
                json_is_true(json_object_get(res, "promoted")) ? ", promoted" : "");
     }
     json_decref(j);

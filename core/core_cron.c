@@ -102,7 +102,8 @@ int core_cron_parse(const char *expr, core_cron_t *c, char *errstr, size_t errst
 int64_t core_cron_next(const core_cron_t *c, int64_t after_ms)
 {
     time_t t = (time_t)(after_ms / 60000 + 1) * 60; /* next whole minute */
-    for (int64_t step = 0; step < (int64_t)CORE_CRON_HORIZON_YEARS * 366 * 24 * 60; step++, t += 60) {
+    for (int64_t step = 0; step < (int64_t)CORE_CRON_HORIZON_YEARS * 366 * 24 * 60;
+         step++, t += 60) {
         struct tm tm;
         gmtime_r(&t, &tm);
         /* Skip whole hours/days quickly when they cannot match. */
@@ -113,9 +114,9 @@ int64_t core_cron_next(const core_cron_t *c, int64_t after_ms)
         }
         bool dom = c->dom >> tm.tm_mday & 1, dow = c->dow >> tm.tm_wday & 1;
         bool day = c->dom_any && c->dow_any ? true
-                   : c->dom_any            ? dow
-                   : c->dow_any            ? dom
-                                           : (dom || dow);
+                   : c->dom_any             ? dow
+                   : c->dow_any             ? dom
+                                            : (dom || dow);
         if (!day) {
             t += (59 - tm.tm_min) * 60;
             step += 59 - tm.tm_min;
@@ -126,4 +127,3 @@ int64_t core_cron_next(const core_cron_t *c, int64_t after_ms)
     }
     return -1;
 }
-

@@ -22,19 +22,19 @@ json_t *als_run_json(const als_run_t *r)
     json_t *metrics = json_object();
     for (int j = 0; j < r->nmetrics; j++)
         json_object_set_new(metrics, r->metrics[j].name, json_real(r->metrics[j].value));
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:s, s:b, s:o}", "app",
-                     r->app, "engine", r->engine, "startMs", (json_int_t)r->start_ms, "endMs",
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:s, s:b, s:o}", "app", r->app,
+                     "engine", r->engine, "startMs", (json_int_t)r->start_ms, "endMs",
                      (json_int_t)r->end_ms, "events", (json_int_t)r->events, "ratings",
                      (json_int_t)r->ratings, "promoted", r->promoted, "version",
-                     (json_int_t)r->version, "trigger", r->trigger, "reason", r->reason,
-                     "failed", r->failed, "metrics", metrics);
+                     (json_int_t)r->version, "trigger", r->trigger, "reason", r->reason, "failed",
+                     r->failed, "metrics", metrics);
 }
 
 int als_run_record(store_t *st, const als_run_t *r)
 {
     char k[512];
-    int kl = snprintf(k, sizeof(k), "ml/runs/%s/%s/%020lld", r->app, r->engine,
-                      (long long)r->start_ms);
+    int kl =
+        snprintf(k, sizeof(k), "ml/runs/%s/%s/%020lld", r->app, r->engine, (long long)r->start_ms);
     json_t *j = als_run_json(r);
     char *txt = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);

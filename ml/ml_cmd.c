@@ -119,8 +119,9 @@ static const core_opt_t train_opts[] = {
      "also write the run's outcome to this file as one JSON object (events, ratings, metrics, "
      "version, promoted, reason, failed; written on failure too)",
      offsetof(ml_conf_t, result_json)},
-    {"trigger", CORE_OPT_STR, "manual", "what started the run, kept in the run record: manual | "
-     "schedule", offsetof(ml_conf_t, trigger)},
+    {"trigger", CORE_OPT_STR, "manual",
+     "what started the run, kept in the run record: manual | schedule",
+     offsetof(ml_conf_t, trigger)},
     CORE_OPT_END,
 };
 
@@ -720,7 +721,6 @@ static void print_runs(store_t *s, const char *app, const char *engine, size_t m
     }
     free(runs);
 }
-
 
 /* ---- model (show / dump: the check tool for the model format) ------------------------ */
 

@@ -45,36 +45,41 @@ typedef struct sched_cli {
 static const core_opt_t sched_opts[] = {
     {"driver", CORE_OPT_STR, "127.0.0.1:7077", "driver API address (HOST:PORT or http://HOST:PORT)",
      O(driver)},
-    {"token", CORE_OPT_STR, NULL, "driver API token (default: $EDDY_TOKEN, else --driver-data DIR/token)",
-     O(token)},
+    {"token", CORE_OPT_STR, NULL,
+     "driver API token (default: $EDDY_TOKEN, else --driver-data DIR/token)", O(token)},
     {"driver-data", CORE_OPT_STR, NULL, "the driver's data dir, to read its token", O(driver_data)},
-    {"app", CORE_OPT_STR, NULL, "train: app (default: engine.json datasource.params.appName)", O(app)},
-    {"engine", CORE_OPT_STR, "engine.json", "train: engine.json; its text is stored with the schedule",
-     O(engine)},
+    {"app", CORE_OPT_STR, NULL, "train: app (default: engine.json datasource.params.appName)",
+     O(app)},
+    {"engine", CORE_OPT_STR, "engine.json",
+     "train: engine.json; its text is stored with the schedule", O(engine)},
     {"data", CORE_OPT_STR, NULL,
      "train: event-store data dir the runs read (default: the driver's store)", O(data)},
-    {"store", CORE_OPT_STR, NULL, "train: store URL instead of --data (rocksdb:DIR, redis://..., eddy://...)",
-     O(store)},
-    {"every", CORE_OPT_DURATION, "0", "train: run every DURATION (e.g. 1h, 30m; at least 1s)", O(every_ms)},
-    {"cron", CORE_OPT_STR, NULL, "train: cron expression in UTC, e.g. \"0 3 * * *\" or @daily", O(cron)},
+    {"store", CORE_OPT_STR, NULL,
+     "train: store URL instead of --data (rocksdb:DIR, redis://..., eddy://...)", O(store)},
+    {"every", CORE_OPT_DURATION, "0", "train: run every DURATION (e.g. 1h, 30m; at least 1s)",
+     O(every_ms)},
+    {"cron", CORE_OPT_STR, NULL, "train: cron expression in UTC, e.g. \"0 3 * * *\" or @daily",
+     O(cron)},
     {"name", CORE_OPT_STR, NULL, "train: schedule name (default: train-<app>-<engine id>, printed)",
      O(name)},
-    {"timeout", CORE_OPT_DURATION, "1h", "train: a run still going after this is killed and recorded as timeout",
-     O(timeout_ms)},
-    {"tolerance", CORE_OPT_STR, "0.02", "train: quality-gate tolerance of the scheduled runs", O(tolerance)},
+    {"timeout", CORE_OPT_DURATION, "1h",
+     "train: a run still going after this is killed and recorded as timeout", O(timeout_ms)},
+    {"tolerance", CORE_OPT_STR, "0.02", "train: quality-gate tolerance of the scheduled runs",
+     O(tolerance)},
     {"threads", CORE_OPT_INT, "0", "train: training threads per run (0 = all cores)", O(threads)},
-    {"force", CORE_OPT_BOOL, "false", "train: promote every run even if the quality gate says no", O(force)},
+    {"force", CORE_OPT_BOOL, "false", "train: promote every run even if the quality gate says no",
+     O(force)},
     {"runs", CORE_OPT_INT, "5", "list: runs shown per schedule (newest first)", O(runs)},
     CORE_OPT_END,
 };
 #undef O
 
-static const char *usage =
-    "eddy schedule train --app NAME --engine FILE [--data DIR | --store URL] (--every 1h | --cron EXPR) "
-    "[--name N] [--driver HOST:PORT]\n"
-    "       eddy schedule list [--driver HOST:PORT] [--runs N]\n"
-    "       eddy schedule delete NAME [--driver HOST:PORT]\n"
-    "       eddy schedule run-now NAME [--driver HOST:PORT]";
+static const char *usage = "eddy schedule train --app NAME --engine FILE [--data DIR | --store "
+                           "URL] (--every 1h | --cron EXPR) "
+                           "[--name N] [--driver HOST:PORT]\n"
+                           "       eddy schedule list [--driver HOST:PORT] [--runs N]\n"
+                           "       eddy schedule delete NAME [--driver HOST:PORT]\n"
+                           "       eddy schedule run-now NAME [--driver HOST:PORT]";
 
 /* --token, else $EDDY_TOKEN, else DIR/token. Heap string or NULL. */
 static char *resolve_token(const sched_cli_t *c)
@@ -215,12 +220,14 @@ static int sched_train(const sched_cli_t *c)
     }
     const char *app = c->app ? c->app : e.app;
     if (!*app) {
-        fprintf(stderr, "eddy schedule train: no app: give --app NAME or datasource.params.appName\n");
+        fprintf(stderr,
+                "eddy schedule train: no app: give --app NAME or datasource.params.appName\n");
         return 2;
     }
     bool has_cron = c->cron && *c->cron;
     if (has_cron == (c->every_ms != 0)) {
-        fprintf(stderr, "eddy schedule train: give exactly one of --every DURATION and --cron EXPR\n");
+        fprintf(stderr,
+                "eddy schedule train: give exactly one of --every DURATION and --cron EXPR\n");
         return 2;
     }
     if (has_cron) {
@@ -242,8 +249,10 @@ static int sched_train(const sched_cli_t *c)
     if (!c->name)
         snprintf(name, sizeof name, "train-%s-%s", app, e.id);
     if (!name_ok(name)) {
-        fprintf(stderr, "eddy schedule train: '%s' is not a valid schedule name (1-%d of "
-                        "[A-Za-z0-9._-]): give --name\n", name, SCHED_NAME_MAX);
+        fprintf(stderr,
+                "eddy schedule train: '%s' is not a valid schedule name (1-%d of "
+                "[A-Za-z0-9._-]): give --name\n",
+                name, SCHED_NAME_MAX);
         return 2;
     }
     char *text = read_text(c->engine, es, sizeof es);
@@ -302,8 +311,12 @@ static int sched_train(const sched_cli_t *c)
         printf("schedule %s %s with the driver at %s: eddy train %s/%s %s%s%s (timeout %s), "
                "store %s; next run %s\n",
                name, st == 201 ? "registered" : "replaced", c->driver, app, e.id,
-               has_cron ? "cron \"" : "every ", has_cron ? c->cron : every, has_cron ? "\" (UTC)" : "",
-               timeout, c->data ? data_abs : c->store ? c->store : "(the driver's)", when);
+               has_cron ? "cron \"" : "every ", has_cron ? c->cron : every,
+               has_cron ? "\" (UTC)" : "", timeout,
+               c->data    ? data_abs
+               : c->store ? c->store
+                          : "(the driver's)",
+               when);
     }
     json_decref(o);
     return rc;
@@ -429,16 +442,17 @@ int cmd_schedule(int argc, char **argv)
         goto out;
     }
     if (help) {
-        core_conf_usage(stdout, usage,
-                        "Retraining schedules, kept and run by the driver (eddy driver; `eddy up`\n"
-                        "runs one). `train` registers one: the driver runs `eddy train` with the\n"
-                        "stored engine.json text every DURATION or at cron times (UTC), one run at\n"
-                        "a time, and records each run. `list` shows schedules and their runs\n"
-                        "(start, duration, status, events used, metric, promoted or why not).\n"
-                        "`delete NAME` removes one (killing a run in progress), `run-now NAME`\n"
-                        "starts a run at once. Servers pick promoted models up with\n"
-                        "`eddy serve --reload-every`.",
-                        sched_opts);
+        core_conf_usage(
+            stdout, usage,
+            "Retraining schedules, kept and run by the driver (eddy driver; `eddy up`\n"
+            "runs one). `train` registers one: the driver runs `eddy train` with the\n"
+            "stored engine.json text every DURATION or at cron times (UTC), one run at\n"
+            "a time, and records each run. `list` shows schedules and their runs\n"
+            "(start, duration, status, events used, metric, promoted or why not).\n"
+            "`delete NAME` removes one (killing a run in progress), `run-now NAME`\n"
+            "starts a run at once. Servers pick promoted models up with\n"
+            "`eddy serve --reload-every`.",
+            sched_opts);
         rc = 0;
         goto out;
     }
@@ -466,8 +480,9 @@ int cmd_schedule(int argc, char **argv)
         } else {
             if (del)
                 printf("deleted schedule %s%s\n", pos[1],
-                       json_is_true(json_object_get(o, "killed_run")) ? " (its running run was killed)"
-                                                                      : "");
+                       json_is_true(json_object_get(o, "killed_run"))
+                           ? " (its running run was killed)"
+                           : "");
             else
                 printf("run %lld of %s is starting (see eddy schedule list)\n",
                        (long long)json_integer_value(json_object_get(o, "run")), pos[1]);
@@ -475,7 +490,8 @@ int cmd_schedule(int argc, char **argv)
         }
         json_decref(o);
     } else {
-        fprintf(stderr, "eddy schedule: want train | list | delete NAME | run-now NAME\nusage: %s\n",
+        fprintf(stderr,
+                "eddy schedule: want train | list | delete NAME | run-now NAME\nusage: %s\n",
                 usage);
     }
 out:

@@ -33,17 +33,17 @@
 /* ---- the allow-list ------------------------------------------------------------ */
 
 typedef struct cmd_spec {
-    const char *command;       /* eddy subcommand */
-    const char *const *flags;  /* allowed: "--x=" takes a value, "--x" is a boolean */
-    const char *file;          /* the one input file (files.<file>), passed as --<file>=PATH */
-    const char *result_flag;   /* the child writes its outcome (JSON) to --<result_flag>=PATH */
-    const char *const *fixed;  /* appended by the driver */
-    bool reads_store;          /* gets conf.store_arg unless --data=/--store= is given */
-    unsigned ok_exit;          /* bit s: exit status s is a successful run */
+    const char *command;      /* eddy subcommand */
+    const char *const *flags; /* allowed: "--x=" takes a value, "--x" is a boolean */
+    const char *file;         /* the one input file (files.<file>), passed as --<file>=PATH */
+    const char *result_flag;  /* the child writes its outcome (JSON) to --<result_flag>=PATH */
+    const char *const *fixed; /* appended by the driver */
+    bool reads_store;         /* gets conf.store_arg unless --data=/--store= is given */
+    unsigned ok_exit;         /* bit s: exit status s is a successful run */
 } cmd_spec_t;
 
-static const char *const train_flags[] = {"--app=",       "--data=",  "--store=", "--threads=",
-                                          "--tolerance=", "--force", NULL};
+static const char *const train_flags[] = {
+    "--app=", "--data=", "--store=", "--threads=", "--tolerance=", "--force", NULL};
 static const char *const train_fixed[] = {"--quiet", "--trigger=schedule", NULL};
 
 static const cmd_spec_t cmd_specs[] = {
@@ -77,8 +77,8 @@ typedef struct sched {
     const cmd_spec_t *spec;
     char **args; /* NULL-terminated */
     int nargs;
-    char *file_text;          /* the input file (owned), NULL if the command takes none */
-    int64_t every_ms;         /* 0 when cron is used */
+    char *file_text;  /* the input file (owned), NULL if the command takes none */
+    int64_t every_ms; /* 0 when cron is used */
     char cron[CORE_CRON_MAX_EXPR + 1];
     core_cron_t cronc;
     int64_t timeout_ms, created_ms, next_ms;
@@ -159,8 +159,8 @@ static json_t *def_json(const sched_t *c)
     json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:s,s:I,s:I,s:I,s:I}", "name", c->name, "command",
                           c->spec->command, "args", args, "every_ms", (json_int_t)c->every_ms,
                           "cron", c->cron, "timeout_ms", (json_int_t)c->timeout_ms, "created_ms",
-                          (json_int_t)c->created_ms, "next_ms", (json_int_t)c->next_ms,
-                          "last_run", (json_int_t)c->last_run);
+                          (json_int_t)c->created_ms, "next_ms", (json_int_t)c->next_ms, "last_run",
+                          (json_int_t)c->last_run);
     if (c->spec->file) {
         json_t *files = json_object();
         json_object_set_new(files, c->spec->file, json_string(c->file_text ? c->file_text : ""));
@@ -187,11 +187,11 @@ static int def_parse(json_t *o, bool from_api, sched_t *c, char *es, size_t esz)
 {
     if (!json_is_object(o))
         return core_errf(CORE_ERR_INVAL, es, esz, "the body must be a JSON object");
-    static const char *api_keys[] = {"command", "args", "every_ms", "cron", "timeout_ms", "files",
-                                     NULL};
-    static const char *rec_keys[] = {"command",    "args",       "every_ms", "cron",
-                                     "timeout_ms", "files",      "name",     "created_ms",
-                                     "next_ms",    "last_run",   NULL};
+    static const char *api_keys[] = {"command",    "args",  "every_ms", "cron",
+                                     "timeout_ms", "files", NULL};
+    static const char *rec_keys[] = {"command",    "args",     "every_ms", "cron",
+                                     "timeout_ms", "files",    "name",     "created_ms",
+                                     "next_ms",    "last_run", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(o, key, val)
@@ -211,8 +211,7 @@ static int def_parse(json_t *o, bool from_api, sched_t *c, char *es, size_t esz)
     c->spec = spec_find(command);
     if (!c->spec)
         return core_errf(CORE_ERR_INVAL, es, esz,
-                         "command '%.64s' is not allowed: a schedule may run only: train",
-                         command);
+                         "command '%.64s' is not allowed: a schedule may run only: train", command);
     json_t *args = json_object_get(o, "args");
     if (args && !json_is_array(args))
         return core_errf(CORE_ERR_INVAL, es, esz, "'args' must be an array of strings");
@@ -224,8 +223,7 @@ static int def_parse(json_t *o, bool from_api, sched_t *c, char *es, size_t esz)
         const char *a = json_string_value(json_array_get(args, i));
         if (!a || strlen(a) > RT_SCHED_MAX_ARG)
             return core_errf(CORE_ERR_INVAL, es, esz,
-                             "args[%zu] must be a string of at most %d bytes", i,
-                             RT_SCHED_MAX_ARG);
+                             "args[%zu] must be a string of at most %d bytes", i, RT_SCHED_MAX_ARG);
         if (!arg_allowed(c->spec, a)) {
             char allowed[512] = "";
             for (const char *const *f = c->spec->flags; *f; f++)
@@ -255,9 +253,8 @@ static int def_parse(json_t *o, bool from_api, sched_t *c, char *es, size_t esz)
         if (err)
             return err;
         if (core_cron_next(&c->cronc, core_wall_ms()) < 0)
-            return core_errf(CORE_ERR_INVAL, es, esz,
-                             "cron '%s' never matches within %d years", cron_s,
-                             CORE_CRON_HORIZON_YEARS);
+            return core_errf(CORE_ERR_INVAL, es, esz, "cron '%s' never matches within %d years",
+                             cron_s, CORE_CRON_HORIZON_YEARS);
         snprintf(c->cron, sizeof c->cron, "%s", cron_s);
     } else {
         c->every_ms = every_ms;
@@ -415,9 +412,8 @@ static void recover_run(sched_t *c)
                                         "run's result file"));
         json_object_set(rec, "result", res);
         json_t *end = json_object_get(res, "endMs");
-        json_object_set_new(rec, "end_ms", json_integer(json_is_integer(end)
-                                                            ? json_integer_value(end)
-                                                            : now));
+        json_object_set_new(rec, "end_ms",
+                            json_integer(json_is_integer(end) ? json_integer_value(end) : now));
     } else {
         json_object_set_new(rec, "status", json_string("interrupted"));
         json_object_set_new(rec, "error",
@@ -431,9 +427,8 @@ static void recover_run(sched_t *c)
         path_of(p, sizeof p, c, "results", c->last_run);
         unlink(p);
     }
-    CORE_WARN(MOD, "%s: run %lld was in progress when the driver stopped: recorded as %s",
-              c->name, (long long)c->last_run,
-              json_string_value(json_object_get(rec, "status")));
+    CORE_WARN(MOD, "%s: run %lld was in progress when the driver stopped: recorded as %s", c->name,
+              (long long)c->last_run, json_string_value(json_object_get(rec, "status")));
     json_decref(res);
     json_decref(rec);
 }
@@ -656,8 +651,7 @@ static void run_start(rt_sched_t *s, sched_t *c, const char *trigger)
     snprintf(c->run_trigger, sizeof c->run_trigger, "%s", trigger);
     s->running++;
     CORE_INFO(MOD, "%s: run %lld started (pid %d): eddy %s, next due in %llds", c->name,
-              (long long)n, (int)pid, c->spec->command,
-              (long long)((c->next_ms - now) / 1000));
+              (long long)n, (int)pid, c->spec->command, (long long)((c->next_ms - now) / 1000));
 }
 
 /* Records the outcome of the run whose child exited with status. @locks s->mu. */
@@ -933,8 +927,8 @@ static void h_put(core_http_req_t *req, void *user)
         CORE_INFO(MOD, "schedule %s %s: eddy %s, cron \"%s\"", name, old ? "replaced" : "created",
                   nc->spec->command, nc->cron);
     else
-        CORE_INFO(MOD, "schedule %s %s: eddy %s, every %lldms", name,
-                  old ? "replaced" : "created", nc->spec->command, (long long)nc->every_ms);
+        CORE_INFO(MOD, "schedule %s %s: eddy %s, every %lldms", name, old ? "replaced" : "created",
+                  nc->spec->command, (long long)nc->every_ms);
     core_http_reply_json(req, old ? 200 : 201, reply);
 }
 
@@ -946,8 +940,8 @@ static void h_list(core_http_req_t *req, void *user)
     for (int i = 0; i < s->n; i++)
         json_array_append_new(a, sched_json(s->v[i], 1, false));
     pthread_mutex_unlock(&s->mu);
-    core_http_reply_json(req, 200, json_pack("{s:o,s:I}", "schedules", a, "now_ms",
-                                             (json_int_t)core_wall_ms()));
+    core_http_reply_json(
+        req, 200, json_pack("{s:o,s:I}", "schedules", a, "now_ms", (json_int_t)core_wall_ms()));
 }
 
 static void h_get(core_http_req_t *req, void *user)
@@ -1007,8 +1001,9 @@ static void h_delete(core_http_req_t *req, void *user)
     }
     rm_rf(gone);
     CORE_INFO(MOD, "schedule %s deleted%s", name, killed ? " (its running run was killed)" : "");
-    core_http_reply_json(req, 200, json_pack("{s:s,s:s,s:b}", "name", name, "status", "deleted",
-                                             "killed_run", killed));
+    core_http_reply_json(
+        req, 200,
+        json_pack("{s:s,s:s,s:b}", "name", name, "status", "deleted", "killed_run", killed));
     sched_free(c);
 }
 
@@ -1032,8 +1027,9 @@ static void h_run_now(core_http_req_t *req, void *user)
     if (status == 409)
         return core_http_reply_error(req, 409, "run %lld of %s is in progress", (long long)run,
                                      name);
-    core_http_reply_json(req, 202, json_pack("{s:s,s:I,s:s}", "name", name, "run",
-                                             (json_int_t)run, "status", "starting"));
+    core_http_reply_json(
+        req, 202,
+        json_pack("{s:s,s:I,s:s}", "name", name, "run", (json_int_t)run, "status", "starting"));
 }
 
 void rt_sched_metrics_write(rt_sched_t *s, core_buf_t *b)
@@ -1047,7 +1043,8 @@ void rt_sched_metrics_write(rt_sched_t *s, core_buf_t *b)
     core_wr_raw(b, runs_help, sizeof runs_help - 1);
     for (int i = 0; i < s->n; i++)
         for (int k = 0; k < 4; k++) {
-            int n = snprintf(line, sizeof line, "eddy_schedule_runs_total{schedule=\"%s\",status=\"%s\"} %lld\n",
+            int n = snprintf(line, sizeof line,
+                             "eddy_schedule_runs_total{schedule=\"%s\",status=\"%s\"} %lld\n",
                              s->v[i]->name, outcomes[k], (long long)s->v[i]->runs_by[k]);
             core_wr_raw(b, line, (size_t)n);
         }
@@ -1065,10 +1062,11 @@ void rt_sched_metrics_write(rt_sched_t *s, core_buf_t *b)
         core_wr_raw(b, line, (size_t)n);
         for (int i = 0; i < s->n; i++) {
             const sched_t *c = s->v[i];
-            double v = g == 0 ? (c->pid > 0)
+            double v = g == 0   ? (c->pid > 0)
                        : g == 1 ? (c->next_ms < 0 ? -1.0 : (double)c->next_ms / 1000.0)
                                 : (double)c->last_ok_end_ms / 1000.0;
-            n = snprintf(line, sizeof line, "%s{schedule=\"%s\"} %.3f\n", gauges[g].name, c->name, v);
+            n = snprintf(line, sizeof line, "%s{schedule=\"%s\"} %.3f\n", gauges[g].name, c->name,
+                         v);
             core_wr_raw(b, line, (size_t)n);
         }
     }

@@ -110,10 +110,10 @@ typedef struct rt_sched rt_sched_t;
 typedef int rt_sched_auth_fn(core_http_req_t *req, void *arg);
 
 typedef struct rt_sched_conf {
-    const char *dir;       /* DIR (created if missing); copied */
-    const char *exe;       /* the eddy executable children run; copied */
-    const char *store_arg; /* "--data=DIR" or "--store=URL" for commands that read the
-                              store and name none; copied; NULL = none */
+    const char *dir;          /* DIR (created if missing); copied */
+    const char *exe;          /* the eddy executable children run; copied */
+    const char *store_arg;    /* "--data=DIR" or "--store=URL" for commands that read the
+                                 store and name none; copied; NULL = none */
     const char *no_store_why; /* with store_arg NULL: why the driver's store cannot be
                                  the runs' store; a schedule that names none is then
                                  refused with this message (400); copied */
@@ -122,8 +122,7 @@ typedef struct rt_sched_conf {
 /* Loads every schedule under conf->dir and recovers runs a previous driver
  * left "running". Returns 0 or an error with a message. The caller frees
  * *out with rt_sched_close. */
-int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *errstr,
-                  size_t errstr_size);
+int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *errstr, size_t errstr_size);
 /* Adds the /v1/schedules routes (before core_http_start). auth is called for
  * PUT, DELETE and POST. */
 void rt_sched_routes(rt_sched_t *s, core_http_t *http, rt_sched_auth_fn *auth, void *auth_arg);

@@ -45,7 +45,8 @@ static void test_cron_gives_the_next_matching_minute(void **state)
     assert_int_equal(next_of("*/15 * * * *", NOW), utc_ms(2026, 11, 25, 16, 30));
     assert_int_equal(next_of("* * * * *", NOW), utc_ms(2026, 11, 25, 16, 23));
     /* Weekdays: from Friday 10:00 the next is Monday 09:00. */
-    assert_int_equal(next_of("0 9 * * 1-5", utc_ms(2026, 11, 27, 10, 0)), utc_ms(2026, 11, 30, 9, 0));
+    assert_int_equal(next_of("0 9 * * 1-5", utc_ms(2026, 11, 27, 10, 0)),
+                     utc_ms(2026, 11, 30, 9, 0));
     assert_int_equal(next_of("0 0 1 1 *", NOW), utc_ms(2027, 1, 1, 0, 0));
     /* Lists, ranges with steps, and "a/n" (= a, a+n, ... up to the top). */
     assert_int_equal(next_of("5,40 * * * *", NOW), utc_ms(2026, 11, 25, 16, 40));
@@ -58,7 +59,8 @@ static void test_cron_gives_the_next_matching_minute(void **state)
     assert_int_equal(next_of("@daily", NOW), utc_ms(2026, 11, 26, 0, 0));
     assert_int_equal(next_of("@weekly", NOW), utc_ms(2026, 11, 29, 0, 0));
     /* Strictly after: a time exactly on a match gives the following one. */
-    assert_int_equal(next_of("30 16 * * *", utc_ms(2026, 11, 25, 16, 30)), utc_ms(2026, 11, 26, 16, 30));
+    assert_int_equal(next_of("30 16 * * *", utc_ms(2026, 11, 25, 16, 30)),
+                     utc_ms(2026, 11, 26, 16, 30));
     /* Leap day: the next 29 February is in 2028. */
     assert_int_equal(next_of("0 12 29 2 *", NOW), utc_ms(2028, 2, 29, 12, 0));
     /* Tabs separate fields too. */
@@ -76,11 +78,31 @@ static void test_cron_rejects_bad_fields_and_names_them(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "",           "* * * *",     "* * * * * *", "60 * * * *",   "-1 * * * *",
-        "* 24 * * *", "* * 0 * *",   "* * 32 * *",  "* * * 0 *",    "* * * 13 *",
-        "* * * * 8",  "5-1 * * * *", "*/0 * * * *", "*/61 * * * *", "a * * * *",
-        "1,,2 * * * *", ",1 * * * *", "1, * * * *", "1-2-3 * * * *", "1- * * * *",
-        "MON * * * *", "@yearly",     "@reboot",     "*/ * * * *",   "1/x * * * *",
+        "",
+        "* * * *",
+        "* * * * * *",
+        "60 * * * *",
+        "-1 * * * *",
+        "* 24 * * *",
+        "* * 0 * *",
+        "* * 32 * *",
+        "* * * 0 *",
+        "* * * 13 *",
+        "* * * * 8",
+        "5-1 * * * *",
+        "*/0 * * * *",
+        "*/61 * * * *",
+        "a * * * *",
+        "1,,2 * * * *",
+        ",1 * * * *",
+        "1, * * * *",
+        "1-2-3 * * * *",
+        "1- * * * *",
+        "MON * * * *",
+        "@yearly",
+        "@reboot",
+        "*/ * * * *",
+        "1/x * * * *",
     };
     core_cron_t c;
     char err[128];

@@ -49,38 +49,70 @@ static void test_put_bodies_outside_the_allow_list_are_refused_with_a_reason(voi
         const char *body;
         const char *want; /* NULL = accepted, else a substring of the message */
     } cases[] = {
-        {"{\"command\":\"train\",\"args\":[\"--app=shop\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", NULL},
-        {"{\"command\":\"train\",\"args\":[\"--app=a\",\"--data=/d\",\"--threads=2\",\"--tolerance=0.1\",\"--force\"],"
-         "\"cron\":\"0 3 * * *\",\"timeout_ms\":60000,\"files\":{\"engine\":\"{}\"}}", NULL},
-        {"{\"command\":\"train\",\"args\":[\"--store=redis://h:1/0\"],\"every_ms\":31622400000,\"files\":{\"engine\":\"\"}}", NULL},
+        {"{\"command\":\"train\",\"args\":[\"--app=shop\"],\"every_ms\":1000,\"files\":{\"engine\":"
+         "\"{}\"}}",
+         NULL},
+        {"{\"command\":\"train\",\"args\":[\"--app=a\",\"--data=/"
+         "d\",\"--threads=2\",\"--tolerance=0.1\",\"--force\"],"
+         "\"cron\":\"0 3 * * *\",\"timeout_ms\":60000,\"files\":{\"engine\":\"{}\"}}",
+         NULL},
+        {"{\"command\":\"train\",\"args\":[\"--store=redis://h:1/"
+         "0\"],\"every_ms\":31622400000,\"files\":{\"engine\":\"\"}}",
+         NULL},
         {"", "invalid JSON"},
         {"[]", "JSON object"},
         {"{\"command\":\"sh\",\"every_ms\":1000}", "not allowed"},
         {"{\"command\":\"../eddy\",\"every_ms\":1000}", "not allowed"},
         {"{\"command\":1,\"every_ms\":1000}", "'command'"},
         {"{\"every_ms\":1000}", "'command'"},
-        {"{\"command\":\"train\",\"args\":[\"--ratings=/etc/passwd\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"--engine=/x\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"--result-json=/x\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"--app\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"--app=\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"--force=yes\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[\"shop\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "not allowed"},
-        {"{\"command\":\"train\",\"args\":[1],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "args[0]"},
-        {"{\"command\":\"train\",\"args\":\"--app=x\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}", "array"},
+        {"{\"command\":\"train\",\"args\":[\"--ratings=/etc/"
+         "passwd\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"--engine=/"
+         "x\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"--result-json=/"
+         "x\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"--app\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}"
+         "\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"--app=\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}"
+         "\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"--force=yes\"],\"every_ms\":1000,\"files\":{"
+         "\"engine\":\"{}\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[\"shop\"],\"every_ms\":1000,\"files\":{\"engine\":\"{}"
+         "\"}}",
+         "not allowed"},
+        {"{\"command\":\"train\",\"args\":[1],\"every_ms\":1000,\"files\":{\"engine\":\"{}\"}}",
+         "args[0]"},
+        {"{\"command\":\"train\",\"args\":\"--app=x\",\"every_ms\":1000,\"files\":{\"engine\":\"{}"
+         "\"}}",
+         "array"},
         {"{\"command\":\"train\",\"files\":{\"engine\":\"{}\"}}", "exactly one"},
-        {"{\"command\":\"train\",\"every_ms\":1000,\"cron\":\"* * * * *\",\"files\":{\"engine\":\"{}\"}}", "exactly one"},
-        {"{\"command\":\"train\",\"every_ms\":999,\"files\":{\"engine\":\"{}\"}}", "every_ms must be"},
-        {"{\"command\":\"train\",\"every_ms\":31622400001,\"files\":{\"engine\":\"{}\"}}", "every_ms must be"},
+        {"{\"command\":\"train\",\"every_ms\":1000,\"cron\":\"* * * * "
+         "*\",\"files\":{\"engine\":\"{}\"}}",
+         "exactly one"},
+        {"{\"command\":\"train\",\"every_ms\":999,\"files\":{\"engine\":\"{}\"}}",
+         "every_ms must be"},
+        {"{\"command\":\"train\",\"every_ms\":31622400001,\"files\":{\"engine\":\"{}\"}}",
+         "every_ms must be"},
         {"{\"command\":\"train\",\"every_ms\":\"1h\",\"files\":{\"engine\":\"{}\"}}", "integer"},
         {"{\"command\":\"train\",\"cron\":\"* * *\",\"files\":{\"engine\":\"{}\"}}", "5 fields"},
         {"{\"command\":\"train\",\"cron\":\"0 0 30 2 *\",\"files\":{\"engine\":\"{}\"}}", "never"},
-        {"{\"command\":\"train\",\"every_ms\":1000,\"timeout_ms\":999,\"files\":{\"engine\":\"{}\"}}", "timeout_ms"},
+        {"{\"command\":\"train\",\"every_ms\":1000,\"timeout_ms\":999,\"files\":{\"engine\":\"{}\"}"
+         "}",
+         "timeout_ms"},
         {"{\"command\":\"train\",\"every_ms\":1000}", "files.engine"},
         {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":1}}", "files.engine"},
-        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\",\"x\":\"\"}}", "files.x"},
-        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"exec\":\"sh\"}", "unknown field"},
-        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"next_ms\":0}", "unknown field"},
+        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\",\"x\":\"\"}}",
+         "files.x"},
+        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"exec\":\"sh\"}",
+         "unknown field"},
+        {"{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"next_ms\":0}",
+         "unknown field"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char es[512] = "";
@@ -92,7 +124,8 @@ static void test_put_bodies_outside_the_allow_list_are_refused_with_a_reason(voi
     }
     /* Limits: RT_SCHED_MAX_ARGS args is fine, one more is not. */
     for (int extra = 0; extra <= 1; extra++) {
-        char body[8192] = "{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"args\":[";
+        char body[8192] =
+            "{\"command\":\"train\",\"every_ms\":1000,\"files\":{\"engine\":\"{}\"},\"args\":[";
         for (int i = 0; i < RT_SCHED_MAX_ARGS + extra; i++)
             strcat(body, i ? ",\"--force\"" : "\"--force\"");
         strcat(body, "]}");
@@ -189,7 +222,8 @@ static void test_a_run_whose_child_finished_takes_its_outcome_from_the_result_fi
     json_t *r = read_run("s2", 3);
     assert_string_equal(status_of(r), "ok");
     assert_int_equal(json_integer_value(json_object_get(r, "end_ms")), 9);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "version")), 4);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "version")),
+                     4);
     assert_int_equal(access(p, F_OK), -1); /* folded into the record */
     json_decref(r);
 }
@@ -233,22 +267,23 @@ static void write_fake_eddy(char *path, size_t size)
     snprintf(path, size, "%s/fake-eddy.sh", g_dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs("#!/bin/sh\n"
-          "res=; eng=; app=\n"
-          "for a in \"$@\"; do case \"$a\" in\n"
-          "  --result-json=*) res=${a#--result-json=} ;;\n"
-          "  --engine=*) eng=${a#--engine=} ;;\n"
-          "  --app=*) app=${a#--app=} ;;\n"
-          "esac; done\n"
-          "echo \"fake eddy $*\"\n"
-          "[ \"$app\" = sleep ] && exec sleep 30\n"
-          "failed=false; [ \"$app\" = crash ] && failed=true\n"
-          "printf '{\"failed\":%s,\"reason\":\"boom\",\"promoted\":true,\"events\":7,\"args\":\"%s\","
-          "\"engine\":\"%s\"}' \"$failed\" \"$*\" \"$(cat \"$eng\" | tr -d '\\\"')\" > \"$res\"\n"
-          "[ \"$app\" = exit3 ] && exit 3\n"
-          "[ \"$app\" = crash ] && exit 1\n"
-          "exit 0\n",
-          f);
+    fputs(
+        "#!/bin/sh\n"
+        "res=; eng=; app=\n"
+        "for a in \"$@\"; do case \"$a\" in\n"
+        "  --result-json=*) res=${a#--result-json=} ;;\n"
+        "  --engine=*) eng=${a#--engine=} ;;\n"
+        "  --app=*) app=${a#--app=} ;;\n"
+        "esac; done\n"
+        "echo \"fake eddy $*\"\n"
+        "[ \"$app\" = sleep ] && exec sleep 30\n"
+        "failed=false; [ \"$app\" = crash ] && failed=true\n"
+        "printf '{\"failed\":%s,\"reason\":\"boom\",\"promoted\":true,\"events\":7,\"args\":\"%s\","
+        "\"engine\":\"%s\"}' \"$failed\" \"$*\" \"$(cat \"$eng\" | tr -d '\\\"')\" > \"$res\"\n"
+        "[ \"$app\" = exit3 ] && exit 3\n"
+        "[ \"$app\" = crash ] && exit 1\n"
+        "exit 0\n",
+        f);
     fclose(f);
     assert_int_equal(chmod(path, 0755), 0);
 }
@@ -272,9 +307,12 @@ static void test_due_schedules_run_and_record_outcome_args_and_result(void **sta
     char exe[512];
     write_fake_eddy(exe, sizeof exe);
     write_schedule("ok", ",\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
-    write_schedule("kept", ",\"args\":[\"--app=exit3\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
-    write_schedule("fails", ",\"args\":[\"--app=crash\",\"--data=/mine\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
-    write_schedule("slow", ",\"args\":[\"--app=sleep\"],\"every_ms\":3600000,\"timeout_ms\":1000,\"next_ms\":0,\"last_run\":0");
+    write_schedule("kept",
+                   ",\"args\":[\"--app=exit3\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
+    write_schedule("fails", ",\"args\":[\"--app=crash\",\"--data=/"
+                            "mine\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
+    write_schedule("slow", ",\"args\":[\"--app=sleep\"],\"every_ms\":3600000,\"timeout_ms\":1000,"
+                           "\"next_ms\":0,\"last_run\":0");
     rt_sched_t *s = open_sched(exe, "--data=/driver-store");
     char es[256];
     assert_int_equal(rt_sched_start(s, es, sizeof es), 0);
@@ -322,7 +360,8 @@ static void test_stopping_the_driver_kills_the_run_and_records_it(void **state)
     (void)state;
     char exe[512];
     write_fake_eddy(exe, sizeof exe);
-    write_schedule("long", ",\"args\":[\"--app=sleep\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
+    write_schedule("long",
+                   ",\"args\":[\"--app=sleep\"],\"every_ms\":3600000,\"next_ms\":0,\"last_run\":0");
     rt_sched_t *s = open_sched(exe, NULL);
     char es[256];
     assert_int_equal(rt_sched_start(s, es, sizeof es), 0);
@@ -347,11 +386,17 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_bodies_outside_the_allow_list_are_refused_with_a_reason),
-        cmocka_unit_test_setup_teardown(test_a_run_left_running_by_a_dead_driver_is_recorded_as_interrupted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_run_whose_child_finished_takes_its_outcome_from_the_result_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_and_half_deleted_schedules_are_skipped_or_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_due_schedules_run_and_record_outcome_args_and_result, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stopping_the_driver_kills_the_run_and_records_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_run_left_running_by_a_dead_driver_is_recorded_as_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_run_whose_child_finished_takes_its_outcome_from_the_result_file, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damaged_and_half_deleted_schedules_are_skipped_or_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_due_schedules_run_and_record_outcome_args_and_result,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stopping_the_driver_kills_the_run_and_records_it,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
