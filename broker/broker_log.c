@@ -34,6 +34,7 @@
 #include "core/core_buf.h"
 #include "core/core_crc.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
 
@@ -177,57 +178,6 @@ int broker_log__batch_check(const uint8_t *p, size_t avail, int64_t max_bytes, s
     return 0;
 }
 
-/* ---- small file helpers ---------------------------------------------------- */
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) ? errno : 0;
-    close(fd);
-    return rc;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, int64_t pos)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, pos);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (n == 0)
-            return ENOSPC;
-        p += n;
-        len -= (size_t)n;
-        pos += n;
-    }
-    return 0;
-}
-
-/* Reads exactly len bytes at pos; returns 0, an errno, or CORE_ERR_TRUNCATED at EOF. */
-static int pread_all(int fd, void *buf, size_t len, int64_t pos)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, pos);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (n == 0)
-            return CORE_ERR_TRUNCATED;
-        p += n;
-        len -= (size_t)n;
-        pos += n;
-    }
-    return 0;
-}
-
 static void seg_path(char *out, const char *dir, int64_t base, const char *suffix)
 {
     snprintf(out, LOG_PATH_MAX, "%s/%020" PRId64 "%s", dir, base, suffix);
@@ -238,28 +188,6 @@ static void seg_sibling(char *out, const broker_segment_t *seg, const char *suff
 {
     size_t n = strlen(seg->path) - strlen(BROKER_LOG_SUFFIX);
     snprintf(out, LOG_PATH_MAX, "%.*s%s", (int)n, seg->path, suffix);
-}
-
-/* Writes path atomically: temp file, fsync, rename, fsync(dir). */
-static int write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
-{
-    char tmp[LOG_PATH_MAX], dst[LOG_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
-    snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return errno;
-    int rc = pwrite_all(fd, data, len, 0);
-    if (!rc && fsync(fd))
-        rc = errno;
-    close(fd);
-    if (!rc && rename(tmp, dst))
-        rc = errno;
-    if (!rc)
-        rc = fsync_dir(dir);
-    if (rc)
-        unlink(tmp);
-    return rc;
 }
 
 /* ---- segments -------------------------------------------------------------- */
@@ -411,7 +339,7 @@ static int64_t seg_index_lookup(broker_segment_t *seg, int64_t offset)
     while (lo <= hi) {
         int64_t mid = lo + (hi - lo) / 2;
         uint8_t e[BROKER_INDEX_ENTRY_SIZE];
-        if (pread_all(seg->idx_fd, e, sizeof e, mid * BROKER_INDEX_ENTRY_SIZE))
+        if (core_fs_pread_all(seg->idx_fd, e, sizeof e, mid * BROKER_INDEX_ENTRY_SIZE))
             return 0; /* a scan from the start is always correct, only slower */
         int64_t off = seg->base + core_be32(e);
         if (off <= offset) {
@@ -440,7 +368,7 @@ static int64_t seg_index_jump(broker_segment_t *seg, int64_t start_pos, int64_t 
     while (lo <= hi) {
         int64_t mid = lo + (hi - lo) / 2;
         uint8_t e[BROKER_INDEX_ENTRY_SIZE];
-        if (pread_all(seg->idx_fd, e, sizeof e, mid * BROKER_INDEX_ENTRY_SIZE))
+        if (core_fs_pread_all(seg->idx_fd, e, sizeof e, mid * BROKER_INDEX_ENTRY_SIZE))
             return -1;
         int64_t off = seg->base + core_be32(e), pos = core_be32(e + 4);
         if (pos <= limit_pos && off < hw) {
@@ -462,7 +390,7 @@ static int64_t seg_time_lookup(broker_segment_t *seg, int64_t ts)
     while (lo <= hi) {
         int64_t mid = lo + (hi - lo) / 2;
         uint8_t e[BROKER_TIMEINDEX_ENTRY_SIZE];
-        if (pread_all(seg->tidx_fd, e, sizeof e, mid * BROKER_TIMEINDEX_ENTRY_SIZE))
+        if (core_fs_pread_all(seg->tidx_fd, e, sizeof e, mid * BROKER_TIMEINDEX_ENTRY_SIZE))
             return seg->base;
         if ((int64_t)core_be64(e) < ts) {
             best = seg->base + core_be32(e + 8);
@@ -486,7 +414,7 @@ static int hdr_at(broker_log_t *log, broker_segment_t *seg, int64_t pos, broker_
     if (log->hdr_seg_id != seg->id || pos < log->hdr_pos ||
         pos + BROKER_BATCH_HEADER_SIZE > log->hdr_pos + log->hdr_len) {
         int64_t want = seg->size - pos < HDR_BUF_SIZE ? seg->size - pos : HDR_BUF_SIZE;
-        int rc = pread_all(seg->fd, log->hdr_buf, (size_t)want, pos);
+        int rc = core_fs_pread_all(seg->fd, log->hdr_buf, (size_t)want, pos);
         if (rc) {
             log->hdr_seg_id = 0;
             return rc == CORE_ERR_TRUNCATED ? CORE_ERR_CORRUPT : rc;
@@ -591,7 +519,7 @@ static int epoch_save(broker_log_t *log)
                      log->epochs[i].start_offset);
         core_wr_raw(&b, line, (size_t)n);
     }
-    int rc = write_file_atomic(log->dir, BROKER_LEADER_EPOCH_FILE, b.data, b.len);
+    int rc = core_fs_write_atomic(log->dir, BROKER_LEADER_EPOCH_FILE, b.data, b.len, 0644);
     core_buf_fini(&b);
     return rc;
 }
@@ -778,7 +706,7 @@ static int seg_write_indexes(broker_log_t *log, broker_segment_t *seg)
         bool same = (size_t)st.st_size == f[i].b->len;
         if (same && f[i].b->len) {
             uint8_t *cur = core_trymalloc(f[i].b->len);
-            same = cur && !pread_all(f[i].fd, cur, f[i].b->len, 0) &&
+            same = cur && !core_fs_pread_all(f[i].fd, cur, f[i].b->len, 0) &&
                    !memcmp(cur, f[i].b->data, f[i].b->len);
             free(cur);
         }
@@ -788,7 +716,7 @@ static int seg_write_indexes(broker_log_t *log, broker_segment_t *seg)
                   f[i].b->len / (i == 0 ? BROKER_INDEX_ENTRY_SIZE : BROKER_TIMEINDEX_ENTRY_SIZE));
         if (ftruncate(f[i].fd, 0))
             return errno;
-        int rc = pwrite_all(f[i].fd, f[i].b->data, f[i].b->len, 0);
+        int rc = core_fs_pwrite_all(f[i].fd, f[i].b->data, f[i].b->len, 0);
         if (rc)
             return rc;
         if (fdatasync(f[i].fd))
@@ -815,7 +743,7 @@ static bool seg_load_indexes(broker_log_t *log, broker_segment_t *seg)
         return false; /* every non-empty rolled segment has its final time entry */
     if (seg->idx_n > 0) {
         uint8_t e[BROKER_INDEX_ENTRY_SIZE];
-        if (pread_all(seg->idx_fd, e, sizeof e, (seg->idx_n - 1) * BROKER_INDEX_ENTRY_SIZE))
+        if (core_fs_pread_all(seg->idx_fd, e, sizeof e, (seg->idx_n - 1) * BROKER_INDEX_ENTRY_SIZE))
             return false;
         int64_t off = seg->base + core_be32(e), pos = core_be32(e + 4);
         broker_batch_hdr_t h;
@@ -827,7 +755,7 @@ static bool seg_load_indexes(broker_log_t *log, broker_segment_t *seg)
     }
     if (seg->tidx_n > 0) {
         uint8_t e[BROKER_TIMEINDEX_ENTRY_SIZE];
-        if (pread_all(seg->tidx_fd, e, sizeof e, (seg->tidx_n - 1) * BROKER_TIMEINDEX_ENTRY_SIZE))
+        if (core_fs_pread_all(seg->tidx_fd, e, sizeof e, (seg->tidx_n - 1) * BROKER_TIMEINDEX_ENTRY_SIZE))
             return false;
         int64_t off = seg->base + core_be32(e + 8);
         if (off >= seg->next)
@@ -943,7 +871,7 @@ static int rp_save(broker_log_t *log, int64_t rp)
 {
     char text[64];
     int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", rp);
-    int rc = write_file_atomic(log->dir, BROKER_RECOVERY_POINT_FILE, text, (size_t)n);
+    int rc = core_fs_write_atomic(log->dir, BROKER_RECOVERY_POINT_FILE, text, (size_t)n, 0644);
     if (!rc)
         log->recovery_point = rp;
     return rc;
@@ -1103,7 +1031,7 @@ static int log_recover(broker_log_t *log, bool clean, char *errstr, size_t errst
         if (!is_last)
             atomic_store(&seg->synced, true);
     }
-    if (atomic_exchange(&log->dir_dirty, false) && (rc = fsync_dir(log->dir))) {
+    if (atomic_exchange(&log->dir_dirty, false) && (rc = core_fs_fsync_dir(log->dir))) {
         rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", log->dir, strerror(rc));
         goto out;
     }
@@ -1146,7 +1074,7 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
             *slash = 0;
         else
             snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
-        int rc = fsync_dir(parent);
+        int rc = core_fs_fsync_dir(parent);
         if (rc)
             return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", parent,
                              strerror(rc));
@@ -1189,7 +1117,7 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
         log->cur_epoch = log->epochs[log->nepochs - 1].epoch;
     /* From here on a crash is an unclean shutdown: the marker must be gone
      * from disk before the first append can happen. */
-    if (clean && (unlink(marker) || fsync_dir(dir))) {
+    if (clean && (unlink(marker) || core_fs_fsync_dir(dir))) {
         rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", marker, strerror(errno));
         goto fail;
     }
@@ -1219,7 +1147,7 @@ void broker_log_close(broker_log_t *log)
             !fsync(fd)) {
             close(fd);
             fd = -1;
-            fsync_dir(log->dir);
+            core_fs_fsync_dir(log->dir);
         } else {
             CORE_WARN(MOD, "%s: could not mark a clean shutdown: %s", log->dir, strerror(errno));
             if (fd >= 0) {
@@ -1252,7 +1180,7 @@ static int log_roll(broker_log_t *log, int64_t now_ms)
     seg_final_time_entry(old, &log->tidx_scratch);
     int rc;
     if (log->tidx_scratch.len &&
-        (rc = pwrite_all(old->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
+        (rc = core_fs_pwrite_all(old->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
                          (old->tidx_n - 1) * BROKER_TIMEINDEX_ENTRY_SIZE)))
         return log_fail(log, "writing time index", rc);
     /* start writing back what the flush will have to wait for */
@@ -1339,15 +1267,15 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
      * restart (unless the cut fails too: the log is read-only from here on,
      * and a later recovery decides). */
     const char *what = "write";
-    int rc = pwrite_all(seg->fd, records, len, seg->size);
+    int rc = core_fs_pwrite_all(seg->fd, records, len, seg->size);
     if (!rc && log->idx_scratch.len) {
         what = "writing index";
-        rc = pwrite_all(seg->idx_fd, log->idx_scratch.data, log->idx_scratch.len,
+        rc = core_fs_pwrite_all(seg->idx_fd, log->idx_scratch.data, log->idx_scratch.len,
                         saved.idx_n * BROKER_INDEX_ENTRY_SIZE);
     }
     if (!rc && log->tidx_scratch.len) {
         what = "writing time index";
-        rc = pwrite_all(seg->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
+        rc = core_fs_pwrite_all(seg->tidx_fd, log->tidx_scratch.data, log->tidx_scratch.len,
                         saved.tidx_n * BROKER_TIMEINDEX_ENTRY_SIZE);
     }
     if (rc) {
@@ -1415,7 +1343,7 @@ int broker_log_flush(broker_log_t *log)
         else
             atomic_store(&seg->synced, true);
     }
-    if (!rc && dir && (rc = fsync_dir(log->dir)))
+    if (!rc && dir && (rc = core_fs_fsync_dir(log->dir)))
         rc = log_fail(log, "fsync of the directory", rc);
     if (!rc && target > atomic_load(&log->flushed)) {
         if (fdatasync(act->fd))
@@ -1600,7 +1528,7 @@ int broker_log_housekeep(broker_log_t *log, int64_t now_ms)
         deleted++;
     }
     if (deleted)
-        fsync_dir(log->dir);
+        core_fs_fsync_dir(log->dir);
     return deleted;
 }
 

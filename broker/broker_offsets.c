@@ -16,6 +16,7 @@
 #include "core/core_alloc.h"
 #include "core/core_buf.h"
 #include "core/core_crc.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
 
@@ -57,29 +58,6 @@ struct broker_offsets {
 };
 
 /* ---- small file helpers --------------------------------------------------------- */
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path) ? errno : 0;
-}
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return errno == ENOENT ? 0 : errno;
-    return nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) ? errno : 0;
-    close(fd);
-    return rc;
-}
-
 static bool exists(const char *path)
 {
     struct stat st;
@@ -304,7 +282,7 @@ int broker_offsets_open(const char *data_dir, broker_cg_t *cg, broker_offsets_t 
     snprintf(old, sizeof old, "%s.old", o->log_dir);
     if (exists(tmp)) {
         CORE_WARN(MOD, "removing unfinished compaction output %s", tmp);
-        rm_rf(tmp);
+        core_fs_rm_rf(tmp);
     }
     if (exists(old)) {
         if (!exists(o->log_dir)) {
@@ -314,9 +292,9 @@ int broker_offsets_open(const char *data_dir, broker_cg_t *cg, broker_offsets_t 
                 goto fail;
             }
         } else {
-            rm_rf(old);
+            core_fs_rm_rf(old);
         }
-        fsync_dir(o->dir);
+        core_fs_fsync_dir(o->dir);
     }
     rc = log_open(o->log_dir, &o->log_conf, &o->log, errstr, errstr_size);
     if (rc)
@@ -649,7 +627,7 @@ int broker_offsets_maybe_compact(broker_offsets_t *o, bool force, char *errstr, 
     char tmp[4096], old[4096];
     snprintf(tmp, sizeof tmp, "%s.compact", o->log_dir);
     snprintf(old, sizeof old, "%s.old", o->log_dir);
-    rm_rf(tmp);
+    core_fs_rm_rf(tmp);
     compact_ctx_t c = {0};
     int rc = log_open(tmp, &o->log_conf, &c.log, errstr, errstr_size);
     if (rc)
@@ -662,7 +640,7 @@ int broker_offsets_maybe_compact(broker_offsets_t *o, bool force, char *errstr, 
         c.rc = broker_log_flush(c.log);
     broker_log_close(c.log);
     if (c.rc) {
-        rm_rf(tmp);
+        core_fs_rm_rf(tmp);
         return core_errf(c.rc, errstr, errstr_size, "writing %s: %s", tmp, core_strerror(c.rc));
     }
     /* The swap: live -> .old, .compact -> live, fsync the directory, drop .old. */
@@ -673,9 +651,9 @@ int broker_offsets_maybe_compact(broker_offsets_t *o, bool force, char *errstr, 
         if (!exists(o->log_dir) && exists(old))
             rename(old, o->log_dir);
     }
-    fsync_dir(o->dir);
+    core_fs_fsync_dir(o->dir);
     if (!rc)
-        rm_rf(old);
+        core_fs_rm_rf(old);
     int rc2 = log_open(o->log_dir, &o->log_conf, &o->log, errstr, errstr_size);
     if (rc2)
         return rc2; /* the log is unusable: commits will fail with storage errors */

@@ -23,6 +23,7 @@
 #include "core/core_buf.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
 
@@ -148,31 +149,6 @@ static int cfg_validate(const broker_log_conf_t *defaults, const char *const *ke
 
 /* ---- files -------------------------------------------------------------------- */
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) ? errno : 0;
-    close(fd);
-    return rc;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    if (remove(p))
-        CORE_WARN(MOD, "%s: remove: %s", p, strerror(errno));
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void uuid_hex(const uint8_t id[16], char out[33])
 {
     for (int i = 0; i < 16; i++)
@@ -198,27 +174,7 @@ static int props_write(const char *dir, const broker_topic_t *t)
         core_wr_raw(&b, t->config_values[i], strlen(t->config_values[i]));
         core_wr_raw(&b, "\n", 1);
     }
-    char tmp[TOPIC_PATH_MAX], dst[TOPIC_PATH_MAX];
-    pathf(tmp, "%s/%s.tmp", dir, TOPIC_PROPS_FILE);
-    pathf(dst, "%s/%s", dir, TOPIC_PROPS_FILE);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = errno;
-        goto out;
-    }
-    if (write(fd, b.data, b.len) != (ssize_t)b.len)
-        rc = errno ? errno : EIO;
-    if (!rc && fsync(fd))
-        rc = errno;
-    close(fd);
-    if (!rc && rename(tmp, dst))
-        rc = errno;
-    if (!rc)
-        rc = fsync_path(dir);
-    if (rc)
-        unlink(tmp);
-out:
+    int rc = core_fs_write_atomic(dir, TOPIC_PROPS_FILE, b.data, b.len, 0644);
     core_buf_fini(&b);
     return rc;
 }
@@ -437,7 +393,7 @@ int broker_topics_open(const char *data_dir, const broker_log_conf_t *defaults,
             char p[TOPIC_PATH_MAX];
             pathf(p, "%s/%s", path, de->d_name);
             CORE_INFO(MOD, "%s: removing leftover of an interrupted create/delete", p);
-            rm_rf(p);
+            core_fs_rm_rf(p);
             continue;
         }
         names = core_xrealloc(names, sizeof *names * ((size_t)nnames + 1));
@@ -554,7 +510,7 @@ int broker_topics_create(broker_topics_t *ts, const char *name, int32_t npartiti
     char tmp[TOPIC_PATH_MAX], dst[TOPIC_PATH_MAX], pdir[TOPIC_PATH_MAX];
     pathf(tmp, "%s/.creating-%s", ts->topics_dir, name);
     pathf(dst, "%s/%s", ts->topics_dir, name);
-    rm_rf(tmp);
+    core_fs_rm_rf(tmp);
     if (mkdir(tmp, 0755)) {
         rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: mkdir: %s", tmp, strerror(errno));
         goto fail;
@@ -571,7 +527,7 @@ int broker_topics_create(broker_topics_t *ts, const char *name, int32_t npartiti
         rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", tmp, strerror(rc));
         goto fail_rm;
     }
-    if (rename(tmp, dst) || fsync_path(ts->topics_dir)) {
+    if (rename(tmp, dst) || core_fs_fsync_dir(ts->topics_dir)) {
         rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: rename: %s", dst, strerror(errno));
         goto fail_rm;
     }
@@ -586,7 +542,7 @@ int broker_topics_create(broker_topics_t *ts, const char *name, int32_t npartiti
               nconfigs);
     return 0;
 fail_rm:
-    rm_rf(tmp);
+    core_fs_rm_rf(tmp);
 fail:
     topic_free(t, false);
     return rc;
@@ -608,7 +564,7 @@ int broker_topics_delete(broker_topics_t *ts, const char *name)
         CORE_ERROR(MOD, "delete %s: rename: %s", name, strerror(errno));
         return CORE_ERR_IO;
     }
-    fsync_path(ts->topics_dir);
+    core_fs_fsync_dir(ts->topics_dir);
     memmove(ts->v + pos, ts->v + pos + 1, sizeof *ts->v * (size_t)(ts->n - pos - 1));
     ts->n--;
     /* The logs' directories moved: free them without writing a clean marker.
@@ -617,7 +573,7 @@ int broker_topics_delete(broker_topics_t *ts, const char *name)
         if (t->partitions && t->partitions[p])
             broker_log__free(t->partitions[p]);
     topic_free(t, false);
-    rm_rf(dst);
+    core_fs_rm_rf(dst);
     CORE_INFO(MOD, "deleted topic %s", name);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "core/core_buf.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_http.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
@@ -1485,23 +1486,6 @@ static void h_job_resume(core_http_req_t *req, void *user)
     core_http_reply_json(req, 200, json_pack("{s:s,s:s}", "name", j->name, "status", "running"));
 }
 
-static int rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir)
-        return unlink(path) == 0 || errno == ENOENT ? 0 : errno;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char p[4300];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        rm_rf(p);
-    }
-    closedir(dir);
-    return rmdir(path) == 0 ? 0 : errno;
-}
-
 typedef struct kv_del {
     char **keys;
     size_t *lens;
@@ -1541,7 +1525,7 @@ static void h_job_delete(core_http_req_t *req, void *user)
         }
     pthread_mutex_unlock(&d->mu);
     /* The job's files, then its progress, counters and state (its events stay). */
-    rm_rf(j->dir);
+    core_fs_rm_rf(j->dir);
     char pfx[64];
     snprintf(pfx, sizeof pfx, "rt/%s/", j->uid);
     kv_del_t k = {0};

@@ -13,6 +13,7 @@
 #include "core/core_alloc.h"
 #include "core/core_crc.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_time.h"
 
 static void range_push(rt_range_t **v, int *n, int *cap, const char *topic, int32_t partition,
@@ -227,47 +228,10 @@ int rt_mkdirs(const char *path, int mode)
 int rt_file_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                          char *errstr, size_t errstr_size)
 {
-    char tmp[4096], dst[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return core_errf(errno, errstr, errstr_size, "create %s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto ioerr;
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fsync(fd) < 0)
-        goto ioerr;
-    if (close(fd) < 0) {
-        fd = -1;
-        goto ioerr;
-    }
-    fd = -1;
-    if (rename(tmp, dst) < 0)
-        goto ioerr;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        goto ioerr;
-    int r = fsync(dfd);
-    close(dfd);
-    if (r < 0)
-        goto ioerr;
+    int e = core_fs_write_atomic(dir, name, data, len, 0644);
+    if (e)
+        return core_errf(e, errstr, errstr_size, "write %s/%s: %s", dir, name, strerror(e));
     return 0;
-ioerr : {
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return core_errf(e, errstr, errstr_size, "write %s: %s", dst, strerror(e));
-}
 }
 
 #define RT_REC_MAGIC "eddy-rt v1 "

@@ -24,6 +24,7 @@
 #include "core/core_alloc.h"
 #include "core/core_cron.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "core/core_time.h"
 #include "runtime/rt_plan.h"
@@ -474,23 +475,6 @@ fail:
     return err;
 }
 
-static int rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir)
-        return unlink(path) == 0 || errno == ENOENT ? 0 : errno;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char p[4400];
-        snprintf(p, sizeof p, "%.4000s/%s", path, de->d_name);
-        rm_rf(p);
-    }
-    closedir(dir);
-    return rmdir(path) == 0 ? 0 : errno;
-}
-
 int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *es, size_t esz)
 {
     rt_sched_t *s = core_xcalloc(1, sizeof *s);
@@ -513,7 +497,7 @@ int rt_sched_open(const rt_sched_conf_t *conf, rt_sched_t **out, char *es, size_
         if (!strncmp(de->d_name, ".deleted-", 9)) { /* a delete that a crash interrupted */
             char p[4400];
             snprintf(p, sizeof p, "%.4000s/%s", s->dir, de->d_name);
-            rm_rf(p);
+            core_fs_rm_rf(p);
             continue;
         }
         if (!valid_name(de->d_name) || s->n == RT_SCHED_MAX)
@@ -999,7 +983,7 @@ static void h_delete(core_http_req_t *req, void *user)
         fsync(fd);
         close(fd);
     }
-    rm_rf(gone);
+    core_fs_rm_rf(gone);
     CORE_INFO(MOD, "schedule %s deleted%s", name, killed ? " (its running run was killed)" : "");
     core_http_reply_json(
         req, 200,

@@ -33,6 +33,7 @@
 #include "cli/cli.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "storage/store.h"
 #include "storage/store_http.h"
@@ -74,27 +75,6 @@ static const core_opt_t es_opts[] = {
      offsetof(es_conf_t, port)},
     CORE_OPT_END,
 };
-
-/* Writes text to DIR/name atomically (temp file, fsync, rename). */
-static int write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
-{
-    char tmp[PATH_MAX], path[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return errno;
-    size_t n = strlen(text);
-    int rc = 0;
-    if (write(fd, text, n) != (ssize_t)n || fsync(fd) != 0)
-        rc = errno ? errno : EIO;
-    close(fd);
-    if (!rc && rename(tmp, path) != 0)
-        rc = errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
-}
 
 /* 32 random bytes as URL-safe base64 without padding (43 chars). */
 static int make_token(char *out, size_t outsz)
@@ -197,7 +177,7 @@ int cmd_eventserver(int argc, char **argv)
     bool owner = c.data && !strcmp(store_engine(st), "rocksdb");
     if (owner) {
         if ((rc = make_token(token, sizeof token)) ||
-            (rc = write_file_atomic(c.data, STORE_REMOTE_TOKEN_FILE, token, 0600))) {
+            (rc = core_fs_write_atomic(c.data, STORE_REMOTE_TOKEN_FILE, token, strlen(token), 0600))) {
             fprintf(stderr, "eddy eventserver: cannot write %s/%s: %s\n", c.data,
                     STORE_REMOTE_TOKEN_FILE, strerror(rc));
             goto out;
@@ -230,7 +210,7 @@ int cmd_eventserver(int argc, char **argv)
     char addr[300];
     snprintf(addr, sizeof addr, "%s:%d\n", host, store_http_port(sh));
     if (owner) {
-        if ((rc = write_file_atomic(c.data, STORE_REMOTE_ADDR_FILE, addr, 0644))) {
+        if ((rc = core_fs_write_atomic(c.data, STORE_REMOTE_ADDR_FILE, addr, strlen(addr), 0644))) {
             fprintf(stderr, "eddy eventserver: cannot write %s/%s: %s\n", c.data,
                     STORE_REMOTE_ADDR_FILE, strerror(rc));
             goto out;

@@ -1,0 +1,107 @@
+/* core_fs — see core_fs.h. */
+#define _XOPEN_SOURCE 700
+#include "core/core_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core_err.h"
+
+int core_fs_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+int core_fs_pwrite_all(int fd, const void *buf, size_t len, int64_t pos)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, pos);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0)
+            return ENOSPC;
+        p += n;
+        len -= (size_t)n;
+        pos += n;
+    }
+    return 0;
+}
+
+int core_fs_pread_all(int fd, void *buf, size_t len, int64_t pos)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, pos);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0)
+            return CORE_ERR_TRUNCATED;
+        p += n;
+        len -= (size_t)n;
+        pos += n;
+    }
+    return 0;
+}
+
+int core_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+                         mode_t mode)
+{
+    char tmp[4352], dst[4352];
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= (int)sizeof tmp ||
+        snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst)
+        return ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return errno;
+    int rc = core_fs_pwrite_all(fd, data, len, 0);
+    if (!rc && fsync(fd))
+        rc = errno;
+    if (close(fd) && !rc)
+        rc = errno;
+    if (!rc && rename(tmp, dst))
+        rc = errno;
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    return core_fs_fsync_dir(dir);
+}
+
+static _Thread_local int rm_first_err;
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(p) && errno != ENOENT && !rm_first_err)
+        rm_first_err = errno;
+    return 0; /* keep going: remove what can be removed */
+}
+
+int core_fs_rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : errno;
+    rm_first_err = 0;
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rm_first_err)
+        rm_first_err = errno;
+    return rm_first_err;
+}

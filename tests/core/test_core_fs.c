@@ -1,0 +1,119 @@
+/*
+ * core_fs: atomic writes replace whole files and leave no temp behind,
+ * refuse when the directory is missing, rm_rf removes trees (and a missing
+ * path is fine), pread_all reports a short file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core_err.h"
+#include "core/core_fs.h"
+
+static char g_dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/eddy-core-fs-XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return core_fs_rm_rf(g_dir);
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_write_atomic_replaces_the_whole_file_and_leaves_no_temp(void **state)
+{
+    (void)state;
+    assert_int_equal(core_fs_write_atomic(g_dir, "f", "a long first version", 20, 0600), 0);
+    assert_int_equal(core_fs_write_atomic(g_dir, "f", "short", 5, 0600), 0);
+    char path[300], buf[64];
+    snprintf(path, sizeof path, "%s/f", g_dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "short", 5);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(count_entries(g_dir), 1);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", g_dir);
+    assert_int_equal(core_fs_write_atomic(missing, "f", "x", 1, 0644), ENOENT);
+}
+
+static void test_rm_rf_removes_a_tree_and_accepts_a_missing_path(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/t", g_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/t/a", g_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_int_equal(core_fs_write_atomic(p, "x", "1", 1, 0644), 0);
+    snprintf(p, sizeof p, "%s/t/link", g_dir);
+    assert_int_equal(symlink(g_dir, p), 0); /* must not be followed */
+    snprintf(p, sizeof p, "%s/t", g_dir);
+    assert_int_equal(core_fs_rm_rf(p), 0);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(count_entries(g_dir), 0);
+    assert_int_equal(core_fs_rm_rf(p), 0);
+}
+
+static void test_pread_all_reports_a_short_file(void **state)
+{
+    (void)state;
+    assert_int_equal(core_fs_write_atomic(g_dir, "g", "0123456789", 10, 0644), 0);
+    char path[300], buf[16];
+    snprintf(path, sizeof path, "%s/g", g_dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(core_fs_pread_all(fd, buf, 4, 6), 0);
+    assert_memory_equal(buf, "6789", 4);
+    assert_int_equal(core_fs_pread_all(fd, buf, 5, 6), CORE_ERR_TRUNCATED);
+    assert_int_equal(core_fs_pwrite_all(fd, "AB", 2, 10), 0);
+    assert_int_equal(core_fs_pread_all(fd, buf, 12, 0), 0);
+    assert_memory_equal(buf, "0123456789AB", 12);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_atomic_replaces_the_whole_file_and_leaves_no_temp,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rm_rf_removes_a_tree_and_accepts_a_missing_path,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pread_all_reports_a_short_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
