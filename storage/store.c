@@ -548,6 +548,13 @@ static int validate_canon(const store_event_t *ev, char **canon, char *errstr, s
     return err;
 }
 
+int store__event_check_fields(const store_event_t *ev, char *errstr, size_t errstr_size)
+{
+    bool special;
+    int err = validate_fields(ev, &special, errstr, errstr_size);
+    return err ? err : props_size_ok(ev->properties ? ev->properties : "{}", errstr, errstr_size);
+}
+
 int store__event_check(const store_event_t *ev, const json_t *props, char *errstr,
                        size_t errstr_size)
 {

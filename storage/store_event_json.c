@@ -334,3 +334,415 @@ void store_event_to_json(const store_event_t *ev, core_buf_t *out)
     key_str(out, "creationTime", t, true);
     core_wr_raw(out, "}", 1);
 }
+
+/* ---- batch fast path -----------------------------------------------------------
+ * A strict subset of JSON parsed without building a tree: the body is ASCII,
+ * has no backslash escapes, numbers in property values are integers. Anything
+ * else, and anything that would be answered with an error message (wrong
+ * types, bad eventTime, reserved property names, duplicate keys, ...), is
+ * CORE_ERR_UNSUPPORTED: the caller then runs the jansson path, which gives
+ * the answer. So on success the events are exactly what
+ * store_event_from_jansson makes of the same items (fuzz_http_event checks
+ * this differentially), and on failure nothing is decided here. */
+
+/* Object keys sorted per object; larger objects take the jansson path. */
+#define FAST_MAX_KEYS 64
+/* Nesting depth inside properties; deeper takes the jansson path. */
+#define FAST_MAX_DEPTH 32
+/* Integers of at most this many digits cannot overflow int64 (jansson would
+ * refuse bigger ones with its own message). */
+#define FAST_MAX_INT_DIGITS 18
+
+typedef struct fast {
+    const char *p, *end;
+    core_buf_t canon; /* canonical properties under construction */
+} fast_t;
+
+static void fast_ws(fast_t *f)
+{
+    while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
+        f->p++;
+}
+
+/* A string (no escapes: checked for the whole body up front). */
+static bool fast_str(fast_t *f, const char **s, size_t *n)
+{
+    if (f->p >= f->end || *f->p != '"')
+        return false;
+    const char *q = ++f->p;
+    while (q < f->end && *q != '"') {
+        if ((unsigned char)*q < 0x20)
+            return false;
+        q++;
+    }
+    if (q >= f->end)
+        return false;
+    *s = f->p;
+    *n = (size_t)(q - f->p);
+    f->p = q + 1;
+    return true;
+}
+
+/* An integer as jansson prints it back: -?(0|[1-9][0-9]*), not "-0", short
+ * enough not to overflow. A fraction or exponent (a real) is refused. */
+static bool fast_int(fast_t *f, const char **s, size_t *n)
+{
+    const char *q = f->p;
+    if (q < f->end && *q == '-')
+        q++;
+    const char *d = q;
+    while (q < f->end && *q >= '0' && *q <= '9')
+        q++;
+    size_t nd = (size_t)(q - d);
+    if (nd == 0 || nd > FAST_MAX_INT_DIGITS || (nd > 1 && *d == '0') ||
+        (d != f->p && nd == 1 && *d == '0'))
+        return false;
+    if (q < f->end && (*q == '.' || *q == 'e' || *q == 'E'))
+        return false;
+    *s = f->p;
+    *n = (size_t)(q - f->p);
+    f->p = q;
+    return true;
+}
+
+static bool fast_lit(fast_t *f, const char *lit, size_t n)
+{
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, lit, n) != 0)
+        return false;
+    f->p += n;
+    return true;
+}
+
+typedef struct fast_pair {
+    const char *k;
+    size_t kn;
+    size_t voff, vlen; /* canonical value in f->canon */
+} fast_pair_t;
+
+static int fast_pair_cmp(const void *a, const void *b)
+{
+    const fast_pair_t *x = a, *y = b;
+    int c = memcmp(x->k, y->k, x->kn < y->kn ? x->kn : y->kn);
+    return c ? c : (x->kn > y->kn) - (x->kn < y->kn);
+}
+
+static bool fast_value(fast_t *f, int depth);
+
+/* An object, appended canonically to f->canon (keys sorted as canon_json
+ * sorts them: strcmp order). top: the properties object itself, whose keys
+ * must not be reserved names. */
+static bool fast_object(fast_t *f, int depth, bool top, size_t *nkeys)
+{
+    fast_pair_t pairs[FAST_MAX_KEYS];
+    size_t np = 0, mark = f->canon.len;
+    if (depth > FAST_MAX_DEPTH || f->p >= f->end || *f->p != '{')
+        return false;
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+    } else {
+        for (;;) {
+            if (np == FAST_MAX_KEYS)
+                return false;
+            fast_pair_t *pr = &pairs[np++];
+            fast_ws(f);
+            if (!fast_str(f, &pr->k, &pr->kn))
+                return false;
+            if (top && (pr->kn == 0 || pr->k[0] == '$' ||
+                        (pr->kn >= 4 && !memcmp(pr->k, "pio_", 4))))
+                return false;
+            if (memchr(pr->k, '\0', pr->kn))
+                return false;
+            fast_ws(f);
+            if (f->p >= f->end || *f->p != ':')
+                return false;
+            f->p++;
+            fast_ws(f);
+            pr->voff = f->canon.len;
+            if (!fast_value(f, depth + 1))
+                return false;
+            pr->vlen = f->canon.len - pr->voff;
+            fast_ws(f);
+            if (f->p < f->end && *f->p == ',') {
+                f->p++;
+                continue;
+            }
+            if (f->p < f->end && *f->p == '}') {
+                f->p++;
+                break;
+            }
+            return false;
+        }
+    }
+    if (np > 1)
+        qsort(pairs, np, sizeof pairs[0], fast_pair_cmp);
+    for (size_t i = 1; i < np; i++)
+        if (fast_pair_cmp(&pairs[i - 1], &pairs[i]) == 0)
+            return false; /* duplicate key: jansson keeps the last one */
+    /* write the sorted object after the children, then move it down */
+    size_t start = f->canon.len;
+    core_wr_raw(&f->canon, "{", 1);
+    for (size_t i = 0; i < np; i++) {
+        if (i)
+            core_wr_raw(&f->canon, ",", 1);
+        core_buf_reserve(&f->canon, pairs[i].kn + 3 + pairs[i].vlen);
+        core_wr_raw(&f->canon, "\"", 1);
+        core_wr_raw(&f->canon, pairs[i].k, pairs[i].kn);
+        core_wr_raw(&f->canon, "\":", 2);
+        core_wr_raw(&f->canon, f->canon.data + pairs[i].voff, pairs[i].vlen);
+    }
+    core_wr_raw(&f->canon, "}", 1);
+    size_t olen = f->canon.len - start;
+    memmove(f->canon.data + mark, f->canon.data + start, olen);
+    f->canon.len = mark + olen;
+    if (nkeys)
+        *nkeys = np;
+    return true;
+}
+
+/* Any value, appended canonically to f->canon. */
+static bool fast_value(fast_t *f, int depth)
+{
+    const char *s;
+    size_t n;
+    if (f->p >= f->end || depth > FAST_MAX_DEPTH)
+        return false;
+    switch (*f->p) {
+    case '{':
+        return fast_object(f, depth, false, NULL);
+    case '[':
+        f->p++;
+        core_wr_raw(&f->canon, "[", 1);
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ']') {
+            f->p++;
+        } else {
+            for (bool first = true;; first = false) {
+                if (!first)
+                    core_wr_raw(&f->canon, ",", 1);
+                fast_ws(f);
+                if (!fast_value(f, depth + 1))
+                    return false;
+                fast_ws(f);
+                if (f->p < f->end && *f->p == ',') {
+                    f->p++;
+                    continue;
+                }
+                if (f->p < f->end && *f->p == ']') {
+                    f->p++;
+                    break;
+                }
+                return false;
+            }
+        }
+        core_wr_raw(&f->canon, "]", 1);
+        return true;
+    case '"':
+        if (!fast_str(f, &s, &n) || memchr(s, '\0', n))
+            return false;
+        core_buf_reserve(&f->canon, n + 2);
+        core_wr_raw(&f->canon, "\"", 1);
+        core_wr_raw(&f->canon, s, n);
+        core_wr_raw(&f->canon, "\"", 1);
+        return true;
+    case 't':
+        if (!fast_lit(f, "true", 4))
+            return false;
+        core_wr_raw(&f->canon, "true", 4);
+        return true;
+    case 'f':
+        if (!fast_lit(f, "false", 5))
+            return false;
+        core_wr_raw(&f->canon, "false", 5);
+        return true;
+    case 'n':
+        if (!fast_lit(f, "null", 4))
+            return false;
+        core_wr_raw(&f->canon, "null", 4);
+        return true;
+    default:
+        if (!fast_int(f, &s, &n))
+            return false;
+        core_wr_raw(&f->canon, s, n);
+        return true;
+    }
+}
+
+enum { FF_EVENT, FF_ETYPE, FF_EID, FF_TTYPE, FF_TID, FF_PRID, FF_ID, FF_PROPS, FF_TIME, FF_N };
+static const char *const fast_names[FF_N] = {
+    "event", "entityType", "entityId", "targetEntityType", "targetEntityId",
+    "prId",  "eventId",    "properties", "eventTime"};
+
+/* One event object. Strings are NUL-terminated copies written at *w (the
+ * arena has room: see store_event_batch_parse_fast). */
+static bool fast_event(fast_t *f, int64_t now_ms, store_event_t *ev, char **w)
+{
+    const char *val[FF_N] = {0};
+    size_t vlen[FF_N] = {0};
+    bool props_null = false;
+    size_t props_off = 0, props_len = 0, nkeys = 0;
+    unsigned seen = 0;
+    memset(ev, 0, sizeof *ev);
+    if (f->p >= f->end || *f->p != '{')
+        return false;
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+    } else {
+        for (;;) {
+            const char *k;
+            size_t kn;
+            fast_ws(f);
+            if (!fast_str(f, &k, &kn))
+                return false;
+            fast_ws(f);
+            if (f->p >= f->end || *f->p != ':')
+                return false;
+            f->p++;
+            fast_ws(f);
+            int fi = -1;
+            for (int i = 0; i < FF_N; i++)
+                if (strlen(fast_names[i]) == kn && !memcmp(fast_names[i], k, kn)) {
+                    fi = i;
+                    break;
+                }
+            if (fi >= 0 && (seen & (1u << fi)))
+                return false; /* duplicate field: jansson keeps the last one */
+            if (fi >= 0)
+                seen |= 1u << fi;
+            if (fi == FF_PROPS) {
+                if (f->p < f->end && *f->p == 'n') {
+                    if (!fast_lit(f, "null", 4))
+                        return false;
+                    props_null = true;
+                } else {
+                    props_off = f->canon.len;
+                    if (!fast_object(f, 0, true, &nkeys))
+                        return false;
+                    props_len = f->canon.len - props_off;
+                }
+            } else if (fi == FF_EID || fi == FF_TID || fi == FF_ID) {
+                /* ids may be JSON integers: their decimal text (A.5) */
+                if (f->p < f->end && *f->p == '"') {
+                    if (!fast_str(f, &val[fi], &vlen[fi]))
+                        return false;
+                } else if (!fast_int(f, &val[fi], &vlen[fi])) {
+                    return false;
+                }
+            } else if (fi >= 0) {
+                if (!fast_str(f, &val[fi], &vlen[fi]))
+                    return false;
+            } else {
+                size_t mark = f->canon.len; /* unknown field: check, then drop */
+                if (!fast_value(f, 1))
+                    return false;
+                f->canon.len = mark;
+            }
+            fast_ws(f);
+            if (f->p < f->end && *f->p == ',') {
+                f->p++;
+                continue;
+            }
+            if (f->p < f->end && *f->p == '}') {
+                f->p++;
+                break;
+            }
+            return false;
+        }
+    }
+    (void)props_null;
+    if (val[FF_ID] && (vlen[FF_ID] == 0 || vlen[FF_ID] > STORE_EVENT_ID_MAX))
+        return false;
+    int64_t t = now_ms;
+    int16_t tz = 0;
+    if (val[FF_TIME] && store_time_parse(val[FF_TIME], vlen[FF_TIME], &t, &tz) != 0)
+        return false;
+    /* $unset needs properties: the jansson path words the refusal */
+    if (val[FF_EVENT] && vlen[FF_EVENT] == 6 && !memcmp(val[FF_EVENT], "$unset", 6) &&
+        nkeys == 0)
+        return false;
+    const char **dst[FF_PROPS] = {&ev->event,           &ev->entity_type,
+                                  &ev->entity_id,       &ev->target_entity_type,
+                                  &ev->target_entity_id, &ev->pr_id, NULL};
+    for (int i = 0; i < FF_PROPS; i++) {
+        if (!val[i])
+            continue;
+        if (memchr(val[i], '\0', vlen[i]))
+            return false;
+        if (i == FF_ID) {
+            memcpy(ev->event_id, val[i], vlen[i]);
+            ev->event_id[vlen[i]] = '\0';
+            continue;
+        }
+        memcpy(*w, val[i], vlen[i]);
+        (*w)[vlen[i]] = '\0';
+        *dst[i] = *w;
+        *w += vlen[i] + 1;
+    }
+    if (props_len) {
+        memcpy(*w, f->canon.data + props_off, props_len);
+        (*w)[props_len] = '\0';
+        ev->properties = *w;
+        *w += props_len + 1;
+    }
+    f->canon.len = 0;
+    ev->event_time_ms = t;
+    ev->event_time_tz_min = tz;
+    ev->event_time_given = val[FF_TIME] != NULL;
+    ev->creation_time_ms = now_ms;
+    return true;
+}
+
+int store_event_batch_parse_fast(const char *text, size_t len, int64_t now_ms,
+                                 store_event_t *evs, size_t max, size_t *n, core_buf_t *arena)
+{
+    *n = 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] >= 0x80 || text[i] == '\\')
+            return CORE_ERR_UNSUPPORTED;
+    /* Every string copied out is a substring of the body or canonical
+     * properties (never longer than their text), plus one NUL each: the
+     * arena is sized once and never moves under the events' pointers. */
+    core_buf_reset(arena);
+    core_buf_reserve(arena, len + 16 * (max + 1));
+    char *w = (char *)arena->data;
+    fast_t f = {.p = text, .end = text + len};
+    core_buf_init(&f.canon);
+    int err = CORE_ERR_UNSUPPORTED;
+    fast_ws(&f);
+    if (f.p >= f.end || *f.p != '[')
+        goto out;
+    f.p++;
+    fast_ws(&f);
+    if (f.p < f.end && *f.p == ']') {
+        f.p++;
+    } else {
+        for (;;) {
+            fast_ws(&f);
+            if (*n == max || !fast_event(&f, now_ms, &evs[*n], &w))
+                goto out;
+            (*n)++;
+            fast_ws(&f);
+            if (f.p < f.end && *f.p == ',') {
+                f.p++;
+                continue;
+            }
+            if (f.p < f.end && *f.p == ']') {
+                f.p++;
+                break;
+            }
+            goto out;
+        }
+    }
+    fast_ws(&f);
+    if (f.p == f.end)
+        err = 0;
+out:
+    arena->len = (size_t)(w - (char *)arena->data);
+    core_buf_fini(&f.canon);
+    if (err)
+        *n = 0;
+    return err;
+}

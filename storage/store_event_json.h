@@ -49,6 +49,20 @@ struct json_t;
 int store_event_from_jansson(const struct json_t *obj, int64_t now_ms, store_event_t *out,
                              char *errstr, size_t errstr_size);
 
+/* The batch endpoint's fast path: parses a JSON array of at most max event
+ * objects without building a tree, when the body is in a strict subset of
+ * JSON (ASCII, no escapes, integer numbers in properties, no duplicate keys)
+ * and every item would be accepted by store_event_from_jansson as far as
+ * its JSON goes (types, eventTime, property names). Then evs[0..*n) are
+ * exactly what store_event_from_jansson makes of the items — canonical
+ * properties included — but NOT yet validated (call store__event_check on
+ * each: field rules give the same messages either way); their strings live
+ * in arena (reset here; keep it until the events are used; do not
+ * store_event_fini them). Otherwise CORE_ERR_UNSUPPORTED, *n = 0: run the
+ * jansson path, which decides and words every refusal. */
+int store_event_batch_parse_fast(const char *text, size_t len, int64_t now_ms,
+                                 store_event_t *evs, size_t max, size_t *n, core_buf_t *arena);
+
 /* Appends the event as one JSON object (no newline) to out. */
 void store_event_to_json(const store_event_t *ev, core_buf_t *out);
 

@@ -154,6 +154,10 @@ struct json_t;
  * canonical text. Same rules and messages as store_event_validate. */
 int store__event_check(const store_event_t *ev, const struct json_t *props, char *errstr,
                        size_t errstr_size);
+/* The part of store__event_check that does not look at the properties'
+ * value (for store_event_batch_parse_fast's output, whose parser already
+ * enforced the property rules). */
+int store__event_check_fields(const store_event_t *ev, char *errstr, size_t errstr_size);
 /* store_batch_put_event for an event that passed store__event_check with
  * canonical properties text (store_event_from_json/jansson output): the
  * properties are not parsed and re-serialised again. */

@@ -70,7 +70,8 @@ static bool slice_id(core_slice_t v, char out[STORE_EVENT_ID_MAX + 1])
 {
     if (v.len < 0 || v.len > STORE_EVENT_ID_MAX)
         return false;
-    memcpy(out, v.ptr, (size_t)v.len);
+    if (v.len > 0) /* an empty slice may have a NULL ptr */
+        memcpy(out, v.ptr, (size_t)v.len);
     out[v.len] = '\0';
     return true;
 }

@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <rocksdb/c.h>
 
 #include "core/core_buf.h"
@@ -34,6 +35,7 @@
 #include "core/core_time.h"
 #include "storage/store.h"
 #include "storage/store_event_json.h"
+#include "storage/store_int.h"
 
 typedef struct fixture {
     const char *engine; /* "rocksdb" | "redis" */
@@ -1098,6 +1100,83 @@ static void test_apps_channels_and_access_keys(void **state)
 }
 
 /* ---- the JSON codec (engine independent) --------------------------------------------- */
+static int fast_parse(const char *body, store_event_t *evs, size_t max, size_t *n, core_buf_t *arena)
+{
+    return store_event_batch_parse_fast(body, strlen(body), 1700000000000, evs, max, n, arena);
+}
+
+static void test_batch_fast_path_reads_what_jansson_reads_or_declines(void **state)
+{
+    (void)state;
+    store_event_t evs[50];
+    size_t n = 99;
+    core_buf_t arena;
+    core_buf_init(&arena);
+    const char *body =
+        " [ {\"event\":\"rate\",\"entityType\":\"user\",\"entityId\":\"u1\",\"targetEntityType\":"
+        "\"item\",\"targetEntityId\":7,\"properties\":{\"z\":[1,{\"b\":null,\"a\":true}],"
+        "\"rating\":-5, \"a\":\"x\"},\"eventTime\":\"2020-01-01T00:00:00.123+02:00\","
+        "\"prId\":\"p\",\"tags\":[\"t\"],\"creationTime\":\"whatever\"} ,"
+        "{\"event\":\"$set\",\"entityType\":\"user\",\"entityId\":\"u2\",\"eventId\":\"e-1\"},"
+        "{\"event\":\"\",\"entityType\":\"user\",\"entityId\":\"u3\"} ] ";
+    assert_int_equal(fast_parse(body, evs, 50, &n, &arena), 0);
+    assert_int_equal(n, 3);
+    json_t *arr = json_loads(body, 0, NULL);
+    assert_non_null(arr);
+    for (size_t i = 0; i < n; i++) {
+        store_event_t ev;
+        char err[256], ferr[256];
+        int jrc = store_event_from_jansson(json_array_get(arr, i), 1700000000000, &ev, err,
+                                           sizeof err);
+        int frc = store__event_check_fields(&evs[i], ferr, sizeof ferr);
+        assert_int_equal(jrc, frc);
+        if (jrc) { /* the empty event name: same refusal, same words */
+            assert_int_equal(i, 2);
+            assert_string_equal(err, ferr);
+            continue;
+        }
+        assert_string_equal(ev.event, evs[i].event);
+        assert_string_equal(ev.entity_id, evs[i].entity_id);
+        assert_string_equal(ev.event_id, evs[i].event_id);
+        assert_string_equal(ev.properties ? ev.properties : "-",
+                            evs[i].properties ? evs[i].properties : "-");
+        assert_int_equal(ev.event_time_ms, evs[i].event_time_ms);
+        assert_int_equal(ev.event_time_tz_min, evs[i].event_time_tz_min);
+        assert_int_equal(ev.event_time_given, evs[i].event_time_given);
+        store_event_fini(&ev);
+    }
+    assert_string_equal(evs[0].target_entity_id, "7");
+    assert_string_equal(evs[0].properties, "{\"a\":\"x\",\"rating\":-5,\"z\":[1,{\"a\":true,\"b\":null}]}");
+    json_decref(arr);
+    /* everything outside the subset, or holding a refusal, is left to jansson */
+    static const char *const declined[] = {
+        "[{\"event\":\"rate\",\"entityType\":\"u\",\"entityId\":\"1\",\"properties\":{\"r\":1.5}}]",
+        "[{\"event\":\"r\\u0061te\",\"entityType\":\"u\",\"entityId\":\"1\"}]",
+        "[{\"event\":\"caf\xc3\xa9\",\"entityType\":\"u\",\"entityId\":\"1\"}]",
+        "[{\"event\":\"a\",\"event\":\"b\",\"entityType\":\"u\",\"entityId\":\"1\"}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":\"1\",\"properties\":{\"k\":1,\"k\":2}}]",
+        "[{\"event\":\"$unset\",\"entityType\":\"u\",\"entityId\":\"1\",\"properties\":{}}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":\"1\",\"properties\":{\"pio_x\":1}}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":\"1\",\"eventTime\":\"yesterday\"}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":true}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":\"1\",\"properties\":[]}]",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":\"1\"}] x",
+        "[{\"event\":\"a\",\"entityType\":\"u\",\"entityId\":01}]",
+        "{\"event\":\"a\"}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+        n = 99;
+        assert_int_equal(fast_parse(declined[i], evs, 50, &n, &arena), CORE_ERR_UNSUPPORTED);
+        assert_int_equal(n, 0);
+    }
+    /* more items than the caller takes: jansson's path answers that too */
+    assert_int_equal(fast_parse("[{},{},{}]", evs, 2, &n, &arena), CORE_ERR_UNSUPPORTED);
+    assert_int_equal(fast_parse("[{},{}]", evs, 2, &n, &arena), 0);
+    assert_int_equal(n, 2);
+    core_buf_fini(&arena);
+}
+
 static void test_event_json_round_trips_through_the_codec(void **state)
 {
     const char *in = "{\"eventId\":\"x1\",\"event\":\"rate\",\"entityType\":\"user\","
@@ -1373,6 +1452,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest codec[] = {
         cmocka_unit_test(test_event_json_round_trips_through_the_codec),
+        cmocka_unit_test(test_batch_fast_path_reads_what_jansson_reads_or_declines),
         cmocka_unit_test(test_time_parser_accepts_pio_layouts_and_rejects_the_rest),
         cmocka_unit_test(test_event_json_rejects_bad_input_with_clear_messages),
     };
