@@ -1374,6 +1374,21 @@ int broker_cg_tick(broker_cg_t *cg, int64_t now)
 }
 
 /* ---- introspection ------------------------------------------------------------------------- */
+int16_t broker_cg_delete_group(broker_cg_t *cg, core_slice_t group)
+{
+    if (cg->loading)
+        return BROKER_CG_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    if (group.len <= 0)
+        return BROKER_CG_ERR_INVALID_GROUP_ID;
+    cg_group_t *g = group_find_slice(cg, group);
+    if (!g)
+        return BROKER_CG_ERR_GROUP_ID_NOT_FOUND;
+    if (g->state != BROKER_CG_EMPTY || g->nmembers || g->npending)
+        return BROKER_CG_ERR_NON_EMPTY_GROUP;
+    group_maybe_gc(cg, g);
+    return BROKER_CG_ERR_NONE;
+}
+
 int broker_cg_group_info(broker_cg_t *cg, const char *group, broker_cg_info_t *info)
 {
     cg_group_t *g = group_find(cg, group, strlen(group));

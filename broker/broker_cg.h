@@ -91,6 +91,7 @@ enum {
     BROKER_CG_ERR_INVALID_REQUEST = 42,
     BROKER_CG_ERR_KAFKA_STORAGE_ERROR = 56,
     BROKER_CG_ERR_NON_EMPTY_GROUP = 68,
+    BROKER_CG_ERR_GROUP_ID_NOT_FOUND = 69,
     BROKER_CG_ERR_MEMBER_ID_REQUIRED = 79,
 };
 
@@ -392,6 +393,17 @@ typedef struct broker_cg_describe_req {
 } broker_cg_describe_req_t;
 
 void broker_cg_describe(broker_cg_t *cg, broker_cg_describe_req_t *req);
+
+/* ---- DeleteGroups ------------------------------------------------------------------ */
+/* Checks one DeleteGroups entry in Kafka's order: COORDINATOR_LOAD_IN_PROGRESS
+ * while loading, INVALID_GROUP_ID for an empty id, GROUP_ID_NOT_FOUND for a
+ * group the coordinator does not know (Dead), NON_EMPTY_GROUP unless it is
+ * Empty (no members, no pending member ids), else 0. On 0 a group without
+ * committed offsets is freed now; the caller writes a tombstone for each
+ * offset the group has (broker_cg_offset_foreach) and the group is freed
+ * when the last is applied (broker_cg_offset_delete), so a deletion is only
+ * visible once it is durable. */
+int16_t broker_cg_delete_group(broker_cg_t *cg, core_slice_t group);
 
 /* ---- time -------------------------------------------------------------------------- */
 /* Runs timers: member session expiry, pending member id expiry, the initial

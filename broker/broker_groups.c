@@ -728,6 +728,119 @@ void broker_groups_topic_deleted(broker_t *b, const char *topic)
     free(c.v);
 }
 
+/* ---- DeleteGroups --------------------------------------------------------------------- */
+typedef struct topic_part {
+    char *topic;
+    int32_t partition;
+} topic_part_t;
+
+typedef struct group_collect {
+    topic_part_t *v;
+    int n, cap;
+} group_collect_t;
+
+static void collect_group(void *arg, const char *group, const char *topic, int32_t partition,
+                          const broker_cg_offset_t *off)
+{
+    (void)group;
+    (void)off;
+    group_collect_t *c = arg;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = core_xrealloc(c->v, (size_t)c->cap * sizeof *c->v);
+    }
+    c->v[c->n].topic = core_xstrdup(topic);
+    c->v[c->n].partition = partition;
+    c->n++;
+}
+
+/* Tombstones every committed offset of an Empty group (the coordinator frees
+ * the group as they are applied). Returns the log offset the flush must pass
+ * (-1 when the group had none) or -2 when the offsets log refused a write. */
+static int64_t delete_group_offsets(broker_groups_t *g, const char *id, const char *client,
+                                    int client_len)
+{
+    group_collect_t c = {0};
+    broker_cg_offset_foreach(g->cg, id, collect_group, &c);
+    int64_t last = -1;
+    int rc = 0;
+    for (int k = 0; k < c.n; k++) {
+        int64_t l = -1;
+        if (!rc)
+            rc = broker_offsets_append_delete(g->offsets, id, c.v[k].topic, c.v[k].partition, &l);
+        if (!rc && l > last)
+            last = l;
+        free(c.v[k].topic);
+    }
+    free(c.v);
+    if (rc) {
+        CORE_WARN(
+            MOD, "group %s: DeleteGroups could not write its tombstones (KAFKA_STORAGE_ERROR)", id);
+        return -2;
+    }
+    CORE_INFO(MOD, "group %s deleted by client '%.*s' (%d committed offset(s) dropped)", id,
+              client_len, client, c.n);
+    return last;
+}
+
+broker_proto_res_t broker_groups_handle_delete_groups(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int16_t v = req->hdr.api_version;
+    broker_proto_delete_groups_req_t dr = {0};
+    if (broker_proto_delete_groups_decode(rd, v, &dr)) {
+        broker_cg_arena_free(&dr.arena);
+        return reject(req, "DeleteGroups");
+    }
+    broker_groups_t *g = b->groups;
+    if (g)
+        groups_apply(g);
+    int client_len = req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0;
+    const char *client = client_len ? (const char *)req->hdr.client_id.ptr : "";
+    int64_t *wait = dr.ngroups ? core_xcalloc((size_t)dr.ngroups, sizeof *wait) : NULL;
+    bool waiting = false;
+    for (int32_t i = 0; i < dr.ngroups; i++) {
+        wait[i] = -1;
+        if (!g) {
+            dr.error_codes[i] = BROKER_CG_ERR_COORDINATOR_NOT_AVAILABLE;
+            continue;
+        }
+        if (!group_slice_allowed(b, dr.groups[i], NULL, 0)) {
+            dr.error_codes[i] = BROKER_CG_ERR_INVALID_GROUP_ID;
+            continue;
+        }
+        dr.error_codes[i] = broker_cg_delete_group(g->cg, dr.groups[i]);
+        if (dr.error_codes[i])
+            continue;
+        char *id = core_xstrndup((const char *)dr.groups[i].ptr, (size_t)dr.groups[i].len);
+        wait[i] = delete_group_offsets(g, id, client, client_len);
+        free(id);
+        if (wait[i] == -2)
+            dr.error_codes[i] = BROKER_CG_ERR_KAFKA_STORAGE_ERROR;
+        waiting |= wait[i] >= 0;
+    }
+    size_t *pos = dr.ngroups ? core_xcalloc((size_t)dr.ngroups, sizeof *pos) : NULL;
+    broker_proto_begin(req);
+    broker_proto_delete_groups_encode(&req->out, v, &dr, pos);
+    broker_proto_finish(req);
+    broker_proto_res_t res = BROKER_PROTO_DONE;
+    if (waiting) {
+        /* Answer once the tombstones are durable (as OffsetCommit): a failed
+         * flush turns that group's code into KAFKA_STORAGE_ERROR. */
+        broker_log_t *log = broker_offsets_log(g->offsets);
+        broker_dirty_add(b, log);
+        for (int32_t i = 0; i < dr.ngroups; i++)
+            if (wait[i] >= 0)
+                broker_req_add_wait(req, log, wait[i], pos[i]);
+        req->flush_gen = b->flush_started + 1;
+        b->acks_all_waiting++;
+        res = BROKER_PROTO_FLUSH;
+    }
+    free(pos);
+    free(wait);
+    broker_cg_arena_free(&dr.arena);
+    return res;
+}
+
 /* ---- timers ------------------------------------------------------------------------------------------------- */
 static void on_tick(uv_timer_t *t)
 {

@@ -89,5 +89,8 @@ broker_proto_res_t broker_groups_handle_offset_commit(broker_t *b, broker_req_t 
 broker_proto_res_t broker_groups_handle_offset_fetch(broker_t *b, broker_req_t *req, core_rd_t *rd);
 broker_proto_res_t broker_groups_handle_list_groups(broker_t *b, broker_req_t *req, core_rd_t *rd);
 broker_proto_res_t broker_groups_handle_describe_groups(broker_t *b, broker_req_t *req, core_rd_t *rd);
+/* DeleteGroups: an Empty group's committed offsets are tombstoned and the
+ * answer leaves once they are durable; the group is gone when they apply. */
+broker_proto_res_t broker_groups_handle_delete_groups(broker_t *b, broker_req_t *req, core_rd_t *rd);
 
 #endif

@@ -54,6 +54,7 @@ int16_t broker_proto_first_flexible(int16_t api_key)
     case BROKER_API_INIT_PRODUCER_ID: return 2;
     case BROKER_API_DESCRIBE_CONFIGS: return 4;
     case BROKER_API_SASL_AUTHENTICATE: return 2;
+    case BROKER_API_DELETE_GROUPS: return 2;
     default: return INT16_MAX;
     }
 }
@@ -1069,6 +1070,7 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},
     {BROKER_API_DESCRIBE_CONFIGS, 0, 2, "DescribeConfigs", handle_describe_configs},
+    {BROKER_API_DELETE_GROUPS, 0, 1, "DeleteGroups", broker_groups_handle_delete_groups},
 };
 
 static const broker_proto_api_t *api_rows(int *n)

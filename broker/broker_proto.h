@@ -64,6 +64,7 @@
 #define BROKER_API_INIT_PRODUCER_ID 22
 #define BROKER_API_DESCRIBE_CONFIGS 32
 #define BROKER_API_SASL_AUTHENTICATE 36
+#define BROKER_API_DELETE_GROUPS 42
 #define BROKER_API_MAX 68
 
 /* ---- Kafka error codes (int16 on the wire; not core_err_t values) ---------- */

@@ -363,3 +363,33 @@ void broker_proto_describe_encode(core_buf_t *b, int16_t v, const broker_cg_desc
             core_wr_i32(b, INT32_MIN); /* authorized_operations: not requested/unsupported */
     }
 }
+
+/* ---- DeleteGroups (key 42) ----------------------------------------------------------- */
+int broker_proto_delete_groups_decode(core_rd_t *rd, int16_t v,
+                                      broker_proto_delete_groups_req_t *req)
+{
+    (void)v;
+    req->ngroups = core_rd_array(rd, BROKER_PROTO_MAX_DELETE_GROUPS, 2);
+    req->groups = arena_array(rd, &req->arena, req->ngroups, sizeof *req->groups);
+    req->error_codes = arena_array(rd, &req->arena, req->ngroups, sizeof *req->error_codes);
+    for (int32_t i = 0; i < req->ngroups && !rd->err; i++)
+        req->groups[i] = core_rd_str(rd);
+    if (rd->err)
+        req->ngroups = 0;
+    return rd_result(rd);
+}
+
+void broker_proto_delete_groups_encode(core_buf_t *b, int16_t v,
+                                       const broker_proto_delete_groups_req_t *req, size_t *err_pos)
+{
+    (void)v;
+    core_wr_i32(b, 0); /* throttle_time_ms */
+    int32_t n = req->groups && req->error_codes ? req->ngroups : 0;
+    core_wr_i32(b, n);
+    for (int32_t i = 0; i < n; i++) {
+        wr_slice(b, req->groups[i]);
+        if (err_pos)
+            err_pos[i] = b->len;
+        core_wr_i16(b, req->error_codes[i]);
+    }
+}

@@ -2,7 +2,7 @@
  * broker_proto_group — wire codec for the group coordinator APIs:
  * FindCoordinator v0-2, JoinGroup v0-5, SyncGroup v0-3, Heartbeat v0-3,
  * LeaveGroup v0-3, OffsetCommit v0-7, OffsetFetch v0-5, ListGroups v0-2,
- * DescribeGroups v0-4. Only non-flexible versions (kafka-protocol.md §3.4):
+ * DescribeGroups v0-4, DeleteGroups v0-1. Only non-flexible versions (kafka-protocol.md §3.4):
  * the first flexible version of each is one above our maximum, so nothing
  * here deals with compact encodings or tagged fields. Advertise exactly
  * BROKER_PROTO_GROUP_APIS, no more.
@@ -45,7 +45,8 @@
     X(BROKER_API_LEAVE_GROUP, 0, 3)                                                      \
     X(BROKER_API_SYNC_GROUP, 0, 3)                                                       \
     X(BROKER_API_DESCRIBE_GROUPS, 0, 4)                                                  \
-    X(BROKER_API_LIST_GROUPS, 0, 2)
+    X(BROKER_API_LIST_GROUPS, 0, 2)                                                      \
+    X(BROKER_API_DELETE_GROUPS, 0, 1)
 
 /* Returns true when (api_key, version) is one of the above. */
 bool broker_proto_group_supported(int16_t api_key, int16_t version);
@@ -56,6 +57,7 @@ bool broker_proto_group_supported(int16_t api_key, int16_t version);
 #define BROKER_PROTO_MAX_GROUP_PARTITIONS 100000 /* partitions per topic in one request */
 #define BROKER_PROTO_MAX_ASSIGNMENTS 1000        /* = BROKER_CG_MAX_MEMBERS */
 #define BROKER_PROTO_MAX_DESCRIBE 1000           /* groups in one DescribeGroups */
+#define BROKER_PROTO_MAX_DELETE_GROUPS 1000      /* groups in one DeleteGroups */
 
 /* ---- FindCoordinator ---- */
 typedef struct broker_proto_findcoord_req {
@@ -108,5 +110,21 @@ void broker_proto_list_groups_encode(core_buf_t *b, int16_t v, int16_t error_cod
 int broker_proto_describe_decode(core_rd_t *rd, int16_t v, broker_cg_describe_req_t *req);
 /* Encodes req->out (filled by broker_cg_describe). */
 void broker_proto_describe_encode(core_buf_t *b, int16_t v, const broker_cg_describe_req_t *req);
+
+/* ---- DeleteGroups (v0-1: same layout; v1 only changed throttling) ---- */
+typedef struct broker_proto_delete_groups_req {
+    int32_t ngroups;
+    core_slice_t *groups; /* views into the request */
+    int16_t *error_codes; /* one per group, zeroed; the handler sets them */
+    broker_cg_arena_t arena;
+} broker_proto_delete_groups_req_t;
+
+int broker_proto_delete_groups_decode(core_rd_t *rd, int16_t v,
+                                      broker_proto_delete_groups_req_t *req);
+/* When err_pos is not NULL it receives the buffer position of each group's
+ * error code, in request order (answer-after-flush patches them). */
+void broker_proto_delete_groups_encode(core_buf_t *b, int16_t v,
+                                       const broker_proto_delete_groups_req_t *req,
+                                       size_t *err_pos);
 
 #endif

@@ -3,7 +3,7 @@
  * coordinator behind them. Input: byte 0 picks the API, byte 1 the version,
  * the rest is the request body. Whatever decodes is fed to a coordinator
  * (JoinGroup/SyncGroup/Heartbeat/LeaveGroup/OffsetCommit/OffsetFetch/
- * DescribeGroups) and the response is encoded, so the state machine also
+ * DescribeGroups/DeleteGroups) and the response is encoded, so the state machine also
  * sees hostile ids, counts and strings.
  */
 #include <stddef.h>
@@ -12,7 +12,9 @@
 #include "broker/broker_offsets.h"
 #include "broker/broker_proto_group.h"
 
-static const int16_t apis[] = {8, 9, 10, 11, 12, 13, 14, 15, 16, -1 /* __consumer_offsets record */};
+/* New APIs go at the end so existing seeds keep their meaning. */
+static const int16_t apis[] = {8, 9, 10, 11, 12, 13, 14, 15, 16, -1 /* __consumer_offsets record */,
+                               42};
 
 static void join_cb(void *arg, const broker_cg_join_resp_t *r)
 {
@@ -120,6 +122,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 16:
         broker_proto_list_groups_decode(&rd, v);
         break;
+    case 42: {
+        broker_cg_offset_t o = {.offset = 1, .leader_epoch = -1, .expire_ts = -1, .metadata = ""};
+        broker_cg_offset_put(cg, "g", "t", 0, &o);
+        broker_proto_delete_groups_req_t r = {0};
+        if (!broker_proto_delete_groups_decode(&rd, v, &r)) {
+            for (int32_t i = 0; i < r.ngroups; i++)
+                r.error_codes[i] = broker_cg_delete_group(cg, r.groups[i]);
+            broker_proto_delete_groups_encode(&out, v, &r, NULL);
+        }
+        broker_cg_arena_free(&r.arena);
+        break;
+    }
     }
     broker_cg_free(cg);
     core_buf_fini(&out);

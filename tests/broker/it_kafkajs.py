@@ -8,8 +8,10 @@ compression none and gzip, a consumer group reading from the beginning
 (every message exactly once, per-partition order, keys/headers/timestamps
 intact), explicit commit, restart resuming after the committed offsets, two
 members splitting the partitions, fetchOffsets / describeGroups / listGroups,
-and a produce to an unknown topic without auto-creation
-(UNKNOWN_TOPIC_OR_PARTITION).
+deleteGroups (deleted / NON_EMPTY_GROUP / GROUP_ID_NOT_FOUND) and a produce
+to an unknown topic without auto-creation (UNKNOWN_TOPIC_OR_PARTITION). Then
+the broker is killed (-9) and restarted on the same data, and a second run
+checks that the log, committed offsets and the group deletion persisted.
 
 kafkajs comes from scripts/deps.sh (pinned, into $EDDY_SOURCE_DIR/.deps/node;
 EDDY_NODE_MODULES overrides). The test never reaches the network: without
@@ -34,6 +36,22 @@ def node_modules():
     return os.path.join(src, ".deps", "node", "node_modules")
 
 
+def run_client(node, env, bootstrap, phase, timeout):
+    proc = subprocess.Popen([node, os.path.join(HERE, "kafkajs_client.js"), bootstrap, phase],
+                            env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout * MULT)
+    except subprocess.TimeoutExpired:
+        rc = None
+        print("FAIL: kafkajs client (%s) did not finish within %.0fs" % (phase, timeout * MULT))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if rc != 0:
+        raise AssertionError("kafkajs client (%s) failed (exit %s)" % (phase, rc))
+
+
 def main():
     node = shutil.which("node")
     mods = node_modules()
@@ -48,19 +66,12 @@ def main():
     # split step still sees a real rebalance when the second member joins.
     with Broker(["--http-listen", "off", "--group-initial-rebalance-delay", "300ms"]) as b:
         b.start()
-        proc = subprocess.Popen([node, os.path.join(HERE, "kafkajs_client.js"), b.bootstrap],
-                                env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=270 * MULT)
-        except subprocess.TimeoutExpired:
-            rc = None
-            print("FAIL: kafkajs client did not finish within %.0fs" % (270 * MULT))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if rc != 0:
-            raise AssertionError("kafkajs client failed (exit %s)" % rc)
+        run_client(node, env, b.bootstrap, "main", 200)
+        # What kafkajs was told is durable must survive a restart (kill -9:
+        # no clean shutdown to lean on).
+        b.kill9()
+        b.start()
+        run_client(node, env, b.bootstrap, "restarted", 70)
         status = b.stop()
         assert status == 0, "broker exited %s after SIGTERM" % status
     print("it_kafkajs: OK")

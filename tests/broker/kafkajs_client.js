@@ -1,6 +1,8 @@
 // kafkajs against `eddy broker`: the client half of it_kafkajs.py (which starts
 // the broker, finds kafkajs and runs this with node).
-//   node kafkajs_client.js HOST:PORT
+//   node kafkajs_client.js HOST:PORT            the main run
+//   node kafkajs_client.js HOST:PORT restarted  after the broker restarted on
+//                                               the same data: what must persist
 // Every step asserts real behaviour and every wait has a deadline; any failure
 // exits 1 with the step that failed. Scale: EDDY_TEST_SCALE, TEST_TIMEOUT_MULT.
 'use strict';
@@ -8,6 +10,7 @@ const assert = require('assert/strict');
 const { Kafka, logLevel, CompressionTypes, Partitioners } = require('kafkajs');
 
 const bootstrap = process.argv[2];
+const phase = process.argv[3] || 'main';
 const SCALE = parseFloat(process.env.EDDY_TEST_SCALE || '1') || 1;
 const MULT = parseFloat(process.env.TEST_TIMEOUT_MULT || '1') || 1;
 const N = Math.max(40, Math.round(400 * SCALE)); // messages per produce round
@@ -142,6 +145,57 @@ async function consumeAll(groupId, topic, expected, want, seconds) {
   }
 }
 
+// Every partition's committed offset in group equals the partition's end.
+async function checkCommittedAtEnd(admin, group, topic) {
+  const ends = new Map((await admin.fetchTopicOffsets(topic)).map(o => [o.partition, o.high]));
+  const fo = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  assert.equal(fo[0].partitions.length, PARTITIONS);
+  for (const p of fo[0].partitions)
+    assert.equal(p.offset, ends.get(p.partition), `${group}: committed offset of ${topic}/${p.partition}`);
+}
+
+// After a broker restart on the same data: the log, g2's commits and g1's
+// deletion are all durable, and a new group reads every message once.
+async function restarted() {
+  const topic = 'kjs-orders', splitTopic = 'kjs-split';
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    step = 'restarted: topics';
+    const names = await admin.listTopics();
+    assert.ok(names.includes(topic) && names.includes(splitTopic), `listTopics: ${names}`);
+    const ends = await admin.fetchTopicOffsets(topic);
+    const total = ends.reduce((a, o) => a + BigInt(o.high), 0n);
+    assert.equal(total, BigInt(5 * N), 'messages in the log after restart');
+    step = 'restarted: commits';
+    await checkCommittedAtEnd(admin, 'kjs-g2', splitTopic);
+    step = 'restarted: deleted group';
+    assert.equal((await admin.describeGroups(['kjs-g1'])).groups[0].state, 'Dead');
+    for (const p of (await admin.fetchOffsets({ groupId: 'kjs-g1', topics: [topic] }))[0].partitions)
+      assert.equal(p.offset, '-1', 'the deleted group stays deleted');
+    step = 'restarted: read all';
+    const consumer = kafka.consumer({ groupId: 'kjs-g4', maxWaitTimeInMs: 200 });
+    const ids = new Set();
+    let dup = null;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => {
+        const id = message.headers.id.toString();
+        if (ids.has(id)) dup = dup || id;
+        ids.add(id);
+      } });
+      await waitFor(() => dup || ids.size >= 5 * N, 60, `${5 * N} messages after restart (got ${ids.size})`);
+      assert.equal(dup, null, `message ${dup} delivered twice`);
+    } finally {
+      await consumer.disconnect();
+    }
+    log(`after restart: ${ids.size} messages, g2's commits and g1's deletion intact`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function main() {
   const topic = 'kjs-orders', splitTopic = 'kjs-split';
   const admin = kafka.admin();
@@ -273,6 +327,12 @@ async function main() {
       assert.equal(g.protocol, 'RoundRobinAssigner');
       assert.equal(g.members.length, 2);
       assert.ok(g.members.every(x => x.clientId === 'eddy-it-kafkajs' && x.memberId), 'member ids and client ids');
+      step = 'deleteGroups (live)';
+      await assert.rejects(admin.deleteGroups([g2]), e => {
+        assert.equal(e.name, 'KafkaJSDeleteGroupsError');
+        assert.deepEqual(e.groups.map(x => [x.groupId, x.error && x.error.type]), [[g2, 'NON_EMPTY_GROUP']]);
+        return true;
+      });
       const lg = await admin.listGroups();
       const ids = lg.groups.map(x => x.groupId);
       assert.ok(ids.includes(g1) && ids.includes(g2), `listGroups: ${ids}`);
@@ -287,6 +347,23 @@ async function main() {
     } finally {
       for (const m of members) await m.consumer.disconnect();
     }
+
+    // ---- deleteGroups: an empty group goes, with its offsets --------------------
+    // g2 committed with kafkajs's default autoCommit: its offsets are the ends.
+    step = 'fetchOffsets g2';
+    await checkCommittedAtEnd(admin, g2, splitTopic);
+    step = 'deleteGroups';
+    assert.deepEqual(await admin.deleteGroups([g1]), [{ groupId: g1, errorCode: 0 }]);
+    dg = await admin.describeGroups([g1]);
+    assert.equal(dg.groups[0].state, 'Dead');
+    for (const p of (await admin.fetchOffsets({ groupId: g1, topics: [topic] }))[0].partitions)
+      assert.equal(p.offset, '-1', `deleted group's offset of partition ${p.partition}`);
+    await assert.rejects(admin.deleteGroups([g1, 'kjs-never-existed']), e => {
+      assert.deepEqual(e.groups.map(x => [x.groupId, x.error && x.error.type]),
+        [[g1, 'GROUP_ID_NOT_FOUND'], ['kjs-never-existed', 'GROUP_ID_NOT_FOUND']]);
+      return true;
+    });
+    assert.ok(!(await admin.listGroups()).groups.some(x => x.groupId === g1), 'deleted group is not listed');
 
     // ---- produce to an unknown topic without auto-creation --------------------
     step = 'unknown topic';
@@ -311,8 +388,8 @@ async function main() {
 const overall = setTimeout(() => {
   console.error(`[kafkajs] FAIL: overall deadline passed during step "${step}"`);
   process.exit(1);
-}, 240000 * MULT);
-main().then(() => {
+}, (phase === 'restarted' ? 60000 : 180000) * MULT);
+(phase === 'restarted' ? restarted() : main()).then(() => {
   clearTimeout(overall);
   log('all steps passed');
   process.exit(0);

@@ -529,6 +529,41 @@ static void test_describe_reports_members_and_unknown_group_as_dead(void **state
     broker_cg_free(cg);
 }
 
+static void test_delete_group_checks_in_kafka_order_and_waits_for_tombstones(void **state)
+{
+    broker_cg_t *cg = new_cg(100);
+    int64_t now = 0;
+    char id[256];
+    stable_one(cg, id, sizeof id, &now);
+    broker_cg_offset_t o = {.offset = 7, .leader_epoch = -1, .commit_ts = 0, .expire_ts = -1,
+                            .metadata = ""};
+    broker_cg_offset_put(cg, "g", "t", 0, &o);
+    broker_cg_offset_put(cg, "g", "t", 1, &o);
+    assert_int_equal(broker_cg_delete_group(cg, S("g")), BROKER_CG_ERR_NON_EMPTY_GROUP);
+    assert_int_equal(broker_cg_delete_group(cg, S("nope")), BROKER_CG_ERR_GROUP_ID_NOT_FOUND);
+    assert_int_equal(broker_cg_delete_group(cg, S("")), BROKER_CG_ERR_INVALID_GROUP_ID);
+    broker_cg_leave_member_t lm = {.member_id = S(id), .group_instance_id = NUL_SLICE};
+    broker_cg_leave_req_t req = {.version = 1, .group_id = S("g"), .nmembers = 1, .members = &lm};
+    assert_int_equal(broker_cg_leave(cg, &req, now), 0);
+    /* Empty with offsets: accepted, but the group stays until its tombstones apply */
+    assert_int_equal(broker_cg_delete_group(cg, S("g")), 0);
+    broker_cg_info_t info;
+    assert_int_equal(broker_cg_group_info(cg, "g", &info), 0);
+    broker_cg_offset_delete(cg, "g", "t", 0);
+    assert_int_equal(broker_cg_group_info(cg, "g", &info), 0);
+    broker_cg_offset_delete(cg, "g", "t", 1);
+    assert_int_equal(broker_cg_group_info(cg, "g", &info), CORE_ERR_NOT_FOUND);
+    assert_int_equal(broker_cg_delete_group(cg, S("g")), BROKER_CG_ERR_GROUP_ID_NOT_FOUND);
+    /* a group that only has pending member ids is not empty */
+    rec_t j;
+    join(cg, 5, "p", "", now, &j);
+    assert_int_equal(j.err, BROKER_CG_ERR_MEMBER_ID_REQUIRED);
+    assert_int_equal(broker_cg_delete_group(cg, S("p")), BROKER_CG_ERR_NON_EMPTY_GROUP);
+    broker_cg_set_loading(cg, true);
+    assert_int_equal(broker_cg_delete_group(cg, S("p")), BROKER_CG_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+    broker_cg_free(cg);
+}
+
 static void test_owner_decodes_consumer_assignment(void **state)
 {
     broker_cg_t *cg = new_cg(0);
@@ -600,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_offsets_of_empty_group_expire_after_retention),
         cmocka_unit_test(test_offsets_of_active_group_do_not_expire),
         cmocka_unit_test(test_describe_reports_members_and_unknown_group_as_dead),
+        cmocka_unit_test(test_delete_group_checks_in_kafka_order_and_waits_for_tombstones),
         cmocka_unit_test(test_owner_decodes_consumer_assignment),
         cmocka_unit_test(test_cancel_forgets_held_join),
         cmocka_unit_test(test_fail_held_answers_waiting_join_and_sync),

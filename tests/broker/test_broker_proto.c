@@ -325,7 +325,7 @@ static void test_fetch_decode_fails_at_every_truncation_point_v4_and_v11(void **
 static const int16_t table[][3] = {
     {0, 3, 7},   {1, 4, 11},  {2, 0, 5},   {3, 0, 8},   {8, 0, 7},  {9, 0, 5},
     {10, 0, 2},  {11, 0, 5},  {12, 0, 3},  {13, 0, 3},  {14, 0, 3}, {15, 0, 4},
-    {16, 0, 2},  {18, 0, 3},  {19, 0, 4},  {20, 0, 3},  {32, 0, 2},
+    {16, 0, 2},  {18, 0, 3},  {19, 0, 4},  {20, 0, 3},  {32, 0, 2},  {42, 0, 1},
 };
 #define NTABLE ((int)(sizeof table / sizeof *table))
 

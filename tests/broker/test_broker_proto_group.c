@@ -143,6 +143,11 @@ static void build(core_buf_t *b, int16_t api, int16_t v)
         if (v >= 3)
             core_wr_i8(b, 1);
         break;
+    case BROKER_API_DELETE_GROUPS:
+        core_wr_i32(b, 2);
+        wstr(b, "gone");
+        wstr(b, "g2");
+        break;
     }
 }
 
@@ -202,6 +207,12 @@ static int decode(int16_t api, int16_t v, const uint8_t *p, size_t n, size_t *co
         broker_cg_arena_free(&r.arena);
         break;
     }
+    case BROKER_API_DELETE_GROUPS: {
+        broker_proto_delete_groups_req_t r = {0};
+        err = broker_proto_delete_groups_decode(&rd, v, &r);
+        broker_cg_arena_free(&r.arena);
+        break;
+    }
     }
     *consumed = rd.pos;
     return err;
@@ -252,6 +263,8 @@ static void test_supported_matches_the_advertised_table(void **state)
     assert_false(broker_proto_group_supported(BROKER_API_OFFSET_FETCH, 6));
     assert_false(broker_proto_group_supported(BROKER_API_LIST_GROUPS, 3));
     assert_false(broker_proto_group_supported(BROKER_API_DESCRIBE_GROUPS, 5));
+    assert_true(broker_proto_group_supported(BROKER_API_DELETE_GROUPS, 1));
+    assert_false(broker_proto_group_supported(BROKER_API_DELETE_GROUPS, 2)); /* flexible */
     assert_false(broker_proto_group_supported(3, 0));
 }
 
@@ -431,6 +444,46 @@ static void test_describe_response_v4_layout(void **state)
     core_buf_fini(&b);
 }
 
+static void test_delete_groups_round_trip_and_error_positions(void **state)
+{
+    core_buf_t b;
+    core_buf_init(&b);
+    core_wr_i32(&b, 2);
+    wstr(&b, "gone");
+    wstr(&b, "busy");
+    core_rd_t rd;
+    core_rd_init(&rd, b.data, b.len);
+    broker_proto_delete_groups_req_t r = {0};
+    assert_int_equal(broker_proto_delete_groups_decode(&rd, 1, &r), 0);
+    assert_int_equal(r.ngroups, 2);
+    assert_int_equal(r.groups[1].len, 4);
+    assert_memory_equal(r.groups[1].ptr, "busy", 4);
+    assert_int_equal(r.error_codes[0], 0);
+    r.error_codes[1] = BROKER_CG_ERR_NON_EMPTY_GROUP;
+    core_buf_t o;
+    core_buf_init(&o);
+    size_t pos[2];
+    broker_proto_delete_groups_encode(&o, 1, &r, pos);
+    /* throttle_time_ms, [group_id, error_code] */
+    static const uint8_t want[] = {0, 0, 0, 0, 0, 0, 0, 2, 0, 4, 'g', 'o', 'n', 'e', 0, 0,
+                                   0, 4, 'b', 'u', 's', 'y', 0, 68};
+    assert_int_equal(o.len, sizeof want);
+    assert_memory_equal(o.data, want, sizeof want);
+    assert_int_equal(pos[0], 14);
+    assert_int_equal(pos[1], 22);
+    core_buf_fini(&o);
+    broker_cg_arena_free(&r.arena);
+    core_buf_fini(&b);
+    /* a null array is not a valid DeleteGroups body */
+    core_buf_init(&b);
+    core_wr_i32(&b, -1);
+    core_rd_init(&rd, b.data, b.len);
+    broker_proto_delete_groups_req_t n = {0};
+    assert_int_not_equal(broker_proto_delete_groups_decode(&rd, 0, &n), 0);
+    broker_cg_arena_free(&n.arena);
+    core_buf_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_findcoordinator_response_layout_by_version),
         cmocka_unit_test(test_offset_fetch_v1_repeats_group_error_per_partition),
         cmocka_unit_test(test_describe_response_v4_layout),
+        cmocka_unit_test(test_delete_groups_round_trip_and_error_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
