@@ -54,6 +54,7 @@ int16_t broker_proto_first_flexible(int16_t api_key)
     case BROKER_API_INIT_PRODUCER_ID: return 2;
     case BROKER_API_DESCRIBE_CONFIGS: return 4;
     case BROKER_API_SASL_AUTHENTICATE: return 2;
+    case BROKER_API_CREATE_PARTITIONS: return 2;
     case BROKER_API_DELETE_GROUPS: return 2;
     default: return INT16_MAX;
     }
@@ -864,6 +865,87 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
     return BROKER_PROTO_DONE;
 }
 
+/* ---- CreatePartitions (37) -------------------------------------------------------- */
+/* v0-1 (v1 only changed throttling): [name, count, assignments (nullable
+ * [[broker_id]])], timeout_ms, validate_only -> [name, error_code, error_message].
+ * Single node: an explicit assignment must give one broker list per new
+ * partition naming only this broker. A name given twice is simply applied
+ * twice (the second finds the count reached: INVALID_PARTITIONS). */
+static broker_proto_res_t handle_create_partitions(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4 + 4);
+    size_t topics_pos = rd->pos;
+    for (int32_t i = 0; i < nt && !rd->err; i++) {
+        (void)core_rd_str(rd);
+        core_rd_skip(rd, 4);
+        int32_t na = core_rd_narray(rd, BROKER_PROTO_MAX_CREATE_PARTITIONS, 4);
+        for (int32_t j = 0; j < na && !rd->err; j++) {
+            int32_t nb = core_rd_array(rd, 1000, 4);
+            core_rd_skip(rd, (size_t)(nb > 0 ? nb : 0) * 4);
+        }
+    }
+    (void)core_rd_i32(rd); /* timeout_ms: growth is synchronous here */
+    bool validate_only = core_rd_i8(rd) != 0;
+    if (rd->err)
+        return req_malformed(req, rd);
+
+    core_rd_t r2;
+    core_rd_init(&r2, rd->base, rd->len);
+    r2.pos = topics_pos;
+    broker_proto_begin(req);
+    core_buf_t *o = &req->out;
+    core_wr_i32(o, 0); /* throttle_time_ms */
+    core_wr_i32(o, nt);
+    for (int32_t i = 0; i < nt; i++) {
+        core_slice_t name = core_rd_str(&r2);
+        int32_t count = core_rd_i32(&r2);
+        int16_t err = BROKER_KERR_NONE;
+        char msg[512] = "";
+        int32_t na = core_rd_narray(&r2, BROKER_PROTO_MAX_CREATE_PARTITIONS, 4);
+        bool bad_assignment = false;
+        for (int32_t j = 0; j < na; j++) {
+            int32_t nb = core_rd_array(&r2, 1000, 4);
+            bad_assignment |= nb < 1;
+            for (int32_t k = 0; k < nb; k++)
+                bad_assignment |= core_rd_i32(&r2) != b->node_id;
+        }
+        char nbuf[256], *heap;
+        const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
+        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr,
+                                               (size_t)(name.len > 0 ? name.len : 0));
+        if (!t) {
+            err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(msg, sizeof msg, "topic '%s' does not exist", cname);
+        } else if (count > b->conf.max_partitions) {
+            err = BROKER_KERR_INVALID_PARTITIONS;
+            snprintf(msg, sizeof msg, "partition count %d is over --max-partitions %lld", count,
+                     (long long)b->conf.max_partitions);
+        } else if (na >= 0 &&
+                   (bad_assignment || count <= t->npartitions || na != count - t->npartitions)) {
+            err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(msg, sizeof msg,
+                     "the assignment must list node %d alone for each of the %d new partitions",
+                     (int)b->node_id, count > t->npartitions ? count - t->npartitions : 0);
+        } else {
+            int rc = broker_topics_add_partitions(b->topics, cname, count, validate_only, msg,
+                                                  sizeof msg);
+            if (rc == CORE_ERR_INVAL)
+                err = BROKER_KERR_INVALID_PARTITIONS;
+            else if (rc)
+                err = broker_proto_kerr(rc);
+        }
+        free(heap);
+        core_wr_str(o, name.ptr, name.len);
+        core_wr_i16(o, err);
+        if (err)
+            core_wr_str(o, msg, (int64_t)strlen(msg));
+        else
+            core_wr_str(o, NULL, -1);
+    }
+    broker_proto_finish(req);
+    return BROKER_PROTO_DONE;
+}
+
 /* ---- DeleteTopics (20) ------------------------------------------------------------ */
 static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
@@ -1070,6 +1152,7 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},
     {BROKER_API_DESCRIBE_CONFIGS, 0, 2, "DescribeConfigs", handle_describe_configs},
+    {BROKER_API_CREATE_PARTITIONS, 0, 1, "CreatePartitions", handle_create_partitions},
     {BROKER_API_DELETE_GROUPS, 0, 1, "DeleteGroups", broker_groups_handle_delete_groups},
 };
 

@@ -548,6 +548,74 @@ fail:
     return rc;
 }
 
+int broker_topics_add_partitions(broker_topics_t *ts, const char *name, int32_t npartitions,
+                                 bool validate_only, char *errstr, size_t errstr_size)
+{
+    bool found;
+    int pos = find_pos(ts, name, strlen(name), &found);
+    if (!found)
+        return core_errf(CORE_ERR_NOT_FOUND, errstr, errstr_size, "topic '%s' does not exist",
+                         name);
+    broker_topic_t *t = ts->v[pos];
+    int32_t old = t->npartitions;
+    if (npartitions <= old)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                         "topic '%s' has %" PRId32 " partitions; the new count (%" PRId32
+                         ") must be higher",
+                         name, old, npartitions);
+    if (npartitions > TOPIC_PARTITIONS_MAX)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
+                         "invalid partitions %" PRId32 ": must be between 1 and %d", npartitions,
+                         TOPIC_PARTITIONS_MAX);
+    if (validate_only)
+        return 0;
+    /* New partition logs first (a directory already there can only be the
+     * leftover of a growth that crashed before topic.properties changed),
+     * then topic.properties atomically: that rename is the commit point. */
+    broker_log_t **logs = core_xcalloc((size_t)npartitions, sizeof *logs);
+    memcpy(logs, t->partitions, (size_t)old * sizeof *logs);
+    char tdir[TOPIC_PATH_MAX], dir[TOPIC_PATH_MAX], why[512];
+    pathf(tdir, "%s/%s", ts->topics_dir, name);
+    int rc = 0;
+    for (int32_t p = old; p < npartitions && !rc; p++) {
+        pathf(dir, "%s/%" PRId32, tdir, p);
+        core_fs_rm_rf(dir);
+        why[0] = 0;
+        rc = broker_log_open(dir, &t->conf, &logs[p], why, sizeof why);
+        if (!rc && (rc = broker_log_set_leader_epoch(logs[p], 0)))
+            snprintf(why, sizeof why, "writing leader epoch");
+        if (rc)
+            core_errf(rc, errstr, errstr_size, "topic %s partition %" PRId32 ": %s", name, p,
+                      why[0] ? why : core_strerror(rc));
+    }
+    if (!rc && core_fs_fsync_dir(tdir))
+        rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: fsync: %s", tdir, strerror(errno));
+    if (!rc) {
+        t->npartitions = npartitions;
+        int w = props_write(tdir, t);
+        if (w) {
+            t->npartitions = old;
+            rc = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s/%s: %s", tdir, TOPIC_PROPS_FILE,
+                           strerror(w));
+        }
+    }
+    if (rc) {
+        for (int32_t p = old; p < npartitions; p++) {
+            if (logs[p])
+                broker_log_close(logs[p]);
+            pathf(dir, "%s/%" PRId32, tdir, p);
+            core_fs_rm_rf(dir);
+        }
+        free(logs);
+        CORE_ERROR(MOD, "adding partitions to %s failed: %s", name, errstr);
+        return rc == CORE_ERR_INVAL || rc == CORE_ERR_NOT_FOUND ? CORE_ERR_IO : rc;
+    }
+    free(t->partitions);
+    t->partitions = logs;
+    CORE_INFO(MOD, "topic %s: partitions %" PRId32 " -> %" PRId32, name, old, npartitions);
+    return 0;
+}
+
 int broker_topics_delete(broker_topics_t *ts, const char *name)
 {
     bool found;

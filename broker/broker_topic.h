@@ -72,6 +72,15 @@ int broker_topics_create(broker_topics_t *t, const char *name, int32_t npartitio
                          const char *const *keys, const char *const *values, int nconfigs,
                          bool validate_only, char *errstr, size_t errstr_size);
 int broker_topics_delete(broker_topics_t *t, const char *name);
+/* Grows a topic to npartitions (CreatePartitions; Kafka never shrinks). The
+ * new partitions' logs are created first, then topic.properties is rewritten
+ * atomically (the commit point): a crash in between leaves empty partition
+ * directories beyond the count, which nothing reads and the next growth
+ * replaces. Errors: CORE_ERR_NOT_FOUND, CORE_ERR_INVAL with message (count
+ * not above the current one, or over 10000 -> INVALID_PARTITIONS),
+ * CORE_ERR_IO (nothing changed). validate_only changes nothing. */
+int broker_topics_add_partitions(broker_topics_t *t, const char *name, int32_t npartitions,
+                                 bool validate_only, char *errstr, size_t errstr_size);
 /* Borrowed pointer, valid until the topic is deleted. NULL if unknown. */
 broker_topic_t *broker_topics_find(broker_topics_t *t, const char *name, size_t name_len);
 /* Iteration in name order: i from 0 to count-1. */

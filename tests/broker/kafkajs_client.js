@@ -167,6 +167,9 @@ async function restarted() {
     const ends = await admin.fetchTopicOffsets(topic);
     const total = ends.reduce((a, o) => a + BigInt(o.high), 0n);
     assert.equal(total, BigInt(5 * N), 'messages in the log after restart');
+    const grow = await admin.fetchTopicOffsets('kjs-grow');
+    assert.deepEqual(grow.map(o => [o.partition, o.high]).sort(), [[0, '0'], [1, '0'], [2, '1']],
+      'the grown topic keeps its partitions and data');
     step = 'restarted: commits';
     await checkCommittedAtEnd(admin, 'kjs-g2', splitTopic);
     step = 'restarted: deleted group';
@@ -379,6 +382,29 @@ async function main() {
     assert.ok(types.includes('UNKNOWN_TOPIC_OR_PARTITION'), `error chain ${types} names UNKNOWN_TOPIC_OR_PARTITION`);
     assert.ok(!(await admin.listTopics()).includes('kjs-no-such-topic'), 'the unknown topic was not created');
     log(`unknown topic: ${types.join(' <- ')}`);
+
+    // ---- createPartitions: grow a topic, never shrink ---------------------------
+    step = 'createPartitions';
+    const growTopic = 'kjs-grow';
+    assert.equal(await admin.createTopics({ topics: [{ topic: growTopic, numPartitions: 1 }] }), true);
+    await admin.createPartitions({ validateOnly: true, topicPartitions: [{ topic: growTopic, count: 3 }] });
+    assert.equal((await admin.fetchTopicMetadata({ topics: [growTopic] })).topics[0].partitions.length, 1,
+      'validateOnly changes nothing');
+    await admin.createPartitions({ topicPartitions: [{ topic: growTopic, count: 3 }] });
+    const grown = (await admin.fetchTopicMetadata({ topics: [growTopic] })).topics[0].partitions;
+    assert.deepEqual(grown.map(x => [x.partitionId, x.leader]).sort(), [[0, 0], [1, 0], [2, 0]]);
+    await assert.rejects(admin.createPartitions({ topicPartitions: [{ topic: growTopic, count: 2 }] }),
+      e => e.type === 'INVALID_PARTITIONS');
+    await assert.rejects(admin.createPartitions({ topicPartitions: [{ topic: 'kjs-no-such-topic', count: 2 }] }),
+      e => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');
+    // a producer that looks the topic up now sees and can write the new partition
+    const late = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+    await late.connect();
+    try {
+      const r = await late.send({ topic: growTopic, acks: -1, messages: [{ partition: 2, value: 'new partition' }] });
+      assert.deepEqual(r.map(x => [x.partition, x.errorCode, x.baseOffset]), [[2, 0, '0']]);
+    } finally { await late.disconnect(); }
+    log('createPartitions: 1 -> 3 partitions, the new one takes writes; shrinking is refused');
   } finally {
     await producer.disconnect();
     await admin.disconnect();

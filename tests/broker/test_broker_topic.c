@@ -237,6 +237,53 @@ static void test_leftovers_of_interrupted_create_and_delete_are_removed(void **s
     assert_false(tu_file_exists(p));
 }
 
+static void test_add_partitions_grows_persists_and_replaces_leftovers(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    open_topics(f);
+    assert_int_equal(create(f, "grow", 2, "retention.ms=1000", err, sizeof err), 0);
+    broker_topic_t *t = broker_topics_find(f->t, "grow", 4);
+    core_buf_t b;
+    core_buf_init(&b);
+    bb_simple(&b, 3, 1000, 20);
+    int64_t base, last;
+    assert_int_equal(broker_log_append(t->partitions[1], b.data, b.len, 0, &base, &last), 0);
+    /* never shrink or stay, never over the limit, unknown topic */
+    assert_int_equal(broker_topics_add_partitions(f->t, "grow", 2, false, err, sizeof err),
+                     CORE_ERR_INVAL);
+    assert_non_null(strstr(err, "has 2 partitions"));
+    assert_int_equal(broker_topics_add_partitions(f->t, "grow", 10001, false, err, sizeof err),
+                     CORE_ERR_INVAL);
+    assert_int_equal(broker_topics_add_partitions(f->t, "nope", 3, false, err, sizeof err),
+                     CORE_ERR_NOT_FOUND);
+    assert_int_equal(broker_topics_add_partitions(f->t, "grow", 4, true, err, sizeof err), 0);
+    assert_int_equal(t->npartitions, 2); /* validate_only */
+    /* a leftover directory of a crashed growth is replaced, not reused */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/topics/grow/3", f->dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/topics/grow/3/junk", f->dir);
+    FILE *junk = fopen(p, "w");
+    assert_non_null(junk);
+    fclose(junk);
+    assert_int_equal(broker_topics_add_partitions(f->t, "grow", 4, false, err, sizeof err), 0);
+    assert_false(tu_file_exists(p));
+    t = broker_topics_find(f->t, "grow", 4);
+    assert_int_equal(t->npartitions, 4);
+    assert_int_equal(broker_log_leader_epoch(t->partitions[3]), 0);
+    assert_int_equal(broker_log_append(t->partitions[3], b.data, b.len, 0, &base, &last), 0);
+    core_buf_fini(&b);
+    /* the count, old data, new data and configs survive a reopen */
+    reopen(f);
+    t = broker_topics_find(f->t, "grow", 4);
+    assert_int_equal(t->npartitions, 4);
+    assert_int_equal(broker_log_high_watermark(t->partitions[1]), 3);
+    assert_int_equal(broker_log_high_watermark(t->partitions[2]), 0);
+    assert_int_equal(broker_log_high_watermark(t->partitions[3]), 3);
+    assert_int_equal(t->conf.retention_ms, 1000);
+}
+
 static int count_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -303,6 +350,7 @@ int main(void)
         T(test_leftovers_of_interrupted_create_and_delete_are_removed),
         T(test_create_failing_midway_leaves_no_half_topic),
         T(test_damaged_topic_properties_stop_the_open),
+        T(test_add_partitions_grows_persists_and_replaces_leftovers),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
