@@ -1183,6 +1183,21 @@ int store__rocksdb_open(store_t *s, const char *dir, char *errstr, size_t errstr
      * writes go on while two flush. */
     rocksdb_options_set_write_buffer_size(r->opts, 16 << 20);
     rocksdb_options_set_max_write_buffer_number(r->opts, 4);
+    /* Leveled compaction sized as RocksDB's tuning guide says for write-heavy
+     * loads: L1 as large as L0 at its compaction trigger (4 x 16 MiB), so an
+     * L0->L1 compaction (every key of an event lands all over the key space,
+     * so each one rewrites most of L1) stays small; L0 and L1 are not
+     * compressed (their data is rewritten soon anyway), deeper levels LZ4. */
+    rocksdb_options_set_max_bytes_for_level_base(r->opts, 64 << 20);
+    rocksdb_options_set_target_file_size_base(r->opts, 16 << 20);
+    {
+        int levels[7] = {rocksdb_no_compression, rocksdb_no_compression,
+                         rocksdb_lz4_compression, rocksdb_lz4_compression,
+                         rocksdb_lz4_compression, rocksdb_lz4_compression,
+                         rocksdb_lz4_compression};
+        rocksdb_options_set_num_levels(r->opts, 7);
+        rocksdb_options_set_compression_per_level(r->opts, levels, 7);
+    }
     rocksdb_options_set_max_open_files(r->opts, 512);
 
     /* Most id checks are for new ids: a memtable bloom filter answers them
