@@ -54,6 +54,7 @@ int16_t broker_proto_first_flexible(int16_t api_key)
     case BROKER_API_INIT_PRODUCER_ID: return 2;
     case BROKER_API_DESCRIBE_CONFIGS: return 4;
     case BROKER_API_SASL_AUTHENTICATE: return 2;
+    case BROKER_API_ALTER_CONFIGS: return 2;
     case BROKER_API_CREATE_PARTITIONS: return 2;
     case BROKER_API_DELETE_GROUPS: return 2;
     default: return INT16_MAX;
@@ -865,6 +866,84 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
     return BROKER_PROTO_DONE;
 }
 
+/* DescribeConfigs / AlterConfigs resource types. */
+enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
+
+/* ---- AlterConfigs (33) ------------------------------------------------------------ */
+/* v0-1 (v1 only changed throttling): [resource_type, name, [key, value]],
+ * validate_only -> [error_code, error_message, resource_type, name]. Topic
+ * resources only: the given set replaces the topic's explicit configs (Kafka's
+ * non-incremental semantics). Broker settings are start-up flags. */
+static broker_proto_res_t handle_alter_configs(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int32_t nr = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 1 + 2 + 4);
+    size_t res_pos = rd->pos;
+    for (int32_t i = 0; i < nr && !rd->err; i++) {
+        core_rd_skip(rd, 1);
+        (void)core_rd_str(rd);
+        int32_t nc = core_rd_array(rd, BROKER_PROTO_MAX_CONFIGS, 4);
+        for (int32_t j = 0; j < nc && !rd->err; j++) {
+            (void)core_rd_str(rd);
+            (void)core_rd_nstr(rd);
+        }
+    }
+    bool validate_only = core_rd_i8(rd) != 0;
+    if (rd->err)
+        return req_malformed(req, rd);
+
+    core_rd_t r2;
+    core_rd_init(&r2, rd->base, rd->len);
+    r2.pos = res_pos;
+    broker_proto_begin(req);
+    core_buf_t *o = &req->out;
+    core_wr_i32(o, 0); /* throttle_time_ms */
+    core_wr_i32(o, nr);
+    for (int32_t i = 0; i < nr; i++) {
+        int8_t type = core_rd_i8(&r2);
+        core_slice_t name = core_rd_str(&r2);
+        int32_t nc = core_rd_array(&r2, BROKER_PROTO_MAX_CONFIGS, 4);
+        const char **keys = core_xcalloc((size_t)nc + 1, sizeof *keys);
+        const char **vals = core_xcalloc((size_t)nc + 1, sizeof *vals);
+        for (int32_t j = 0; j < nc; j++) {
+            core_slice_t k = core_rd_str(&r2), val = core_rd_nstr(&r2);
+            keys[j] = core_xstrndup((const char *)k.ptr, (size_t)k.len);
+            vals[j] = val.len < 0 ? NULL : core_xstrndup((const char *)val.ptr, (size_t)val.len);
+        }
+        int16_t err = BROKER_KERR_NONE;
+        char msg[512] = "";
+        if (type == RESOURCE_TOPIC) {
+            char nbuf[256], *heap;
+            const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
+            int rc = broker_topics_set_configs(b->topics, cname, keys, vals, nc, validate_only, msg,
+                                               sizeof msg);
+            if (rc)
+                err = broker_proto_kerr(rc); /* NOT_FOUND -> 3, INVAL -> INVALID_CONFIG */
+            free(heap);
+        } else if (type == RESOURCE_BROKER) {
+            err = BROKER_KERR_INVALID_REQUEST;
+            snprintf(msg, sizeof msg, "broker settings are start-up flags (eddy broker --help)");
+        } else {
+            err = BROKER_KERR_INVALID_REQUEST;
+            snprintf(msg, sizeof msg, "only topic resources can be altered");
+        }
+        for (int32_t j = 0; j < nc; j++) {
+            free((void *)keys[j]);
+            free((void *)vals[j]);
+        }
+        free(keys);
+        free(vals);
+        core_wr_i16(o, err);
+        if (err)
+            core_wr_str(o, msg, (int64_t)strlen(msg));
+        else
+            core_wr_str(o, NULL, -1);
+        core_wr_i8(o, type);
+        core_wr_str(o, name.ptr, name.len);
+    }
+    broker_proto_finish(req);
+    return BROKER_PROTO_DONE;
+}
+
 /* ---- CreatePartitions (37) -------------------------------------------------------- */
 /* v0-1 (v1 only changed throttling): [name, count, assignments (nullable
  * [[broker_id]])], timeout_ms, validate_only -> [name, error_code, error_message].
@@ -1000,7 +1079,6 @@ static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, c
 
 /* ---- DescribeConfigs (32) ---------------------------------------------------------- */
 enum { CFG_SRC_TOPIC = 1, CFG_SRC_STATIC_BROKER = 4, CFG_SRC_DEFAULT = 5 };
-enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
 
 typedef struct cfg_entry {
     const char *name;
@@ -1152,6 +1230,7 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},
     {BROKER_API_DESCRIBE_CONFIGS, 0, 2, "DescribeConfigs", handle_describe_configs},
+    {BROKER_API_ALTER_CONFIGS, 0, 1, "AlterConfigs", handle_alter_configs},
     {BROKER_API_CREATE_PARTITIONS, 0, 1, "CreatePartitions", handle_create_partitions},
     {BROKER_API_DELETE_GROUPS, 0, 1, "DeleteGroups", broker_groups_handle_delete_groups},
 };

@@ -616,6 +616,49 @@ int broker_topics_add_partitions(broker_topics_t *ts, const char *name, int32_t 
     return 0;
 }
 
+int broker_topics_set_configs(broker_topics_t *ts, const char *name, const char *const *keys,
+                              const char *const *values, int nconfigs, bool validate_only,
+                              char *errstr, size_t errstr_size)
+{
+    bool found;
+    int pos = find_pos(ts, name, strlen(name), &found);
+    if (!found)
+        return core_errf(CORE_ERR_NOT_FOUND, errstr, errstr_size, "topic '%s' does not exist",
+                         name);
+    broker_topic_t *t = ts->v[pos];
+    broker_log_conf_t conf;
+    int rc = cfg_validate(&ts->defaults, keys, values, nconfigs, &conf, errstr, errstr_size);
+    if (rc || validate_only)
+        return rc;
+    /* Write the new set first (atomic), then switch memory and the logs. */
+    broker_topic_t next = *t;
+    next.nconfigs = 0;
+    next.config_keys = next.config_values = NULL;
+    for (int i = 0; i < nconfigs; i++)
+        topic_add_config(&next, keys[i], values[i]);
+    char tdir[TOPIC_PATH_MAX];
+    pathf(tdir, "%s/%s", ts->topics_dir, name);
+    int w = props_write(tdir, &next);
+    broker_topic_t *drop = w ? &next : t;
+    for (int i = 0; i < drop->nconfigs; i++) {
+        free(drop->config_keys[i]);
+        free(drop->config_values[i]);
+    }
+    free(drop->config_keys);
+    free(drop->config_values);
+    if (w)
+        return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s/%s: %s", tdir, TOPIC_PROPS_FILE,
+                         strerror(w));
+    t->config_keys = next.config_keys;
+    t->config_values = next.config_values;
+    t->nconfigs = next.nconfigs;
+    t->conf = conf;
+    for (int32_t p = 0; p < t->npartitions; p++)
+        broker_log_set_conf(t->partitions[p], &conf);
+    CORE_INFO(MOD, "topic %s: configs replaced (%d explicit)", name, nconfigs);
+    return 0;
+}
+
 int broker_topics_delete(broker_topics_t *ts, const char *name)
 {
     bool found;

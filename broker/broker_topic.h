@@ -72,6 +72,14 @@ int broker_topics_create(broker_topics_t *t, const char *name, int32_t npartitio
                          const char *const *keys, const char *const *values, int nconfigs,
                          bool validate_only, char *errstr, size_t errstr_size);
 int broker_topics_delete(broker_topics_t *t, const char *name);
+/* Replaces the topic's explicit configs with keys/values (AlterConfigs: a
+ * config not given reverts to the broker default), validated as at create.
+ * topic.properties is rewritten atomically first; then every partition log
+ * gets the new settings. Errors: CORE_ERR_NOT_FOUND, CORE_ERR_INVAL with
+ * message (-> INVALID_CONFIG), CORE_ERR_IO (nothing changed). */
+int broker_topics_set_configs(broker_topics_t *t, const char *name, const char *const *keys,
+                              const char *const *values, int nconfigs, bool validate_only,
+                              char *errstr, size_t errstr_size);
 /* Grows a topic to npartitions (CreatePartitions; Kafka never shrinks). The
  * new partitions' logs are created first, then topic.properties is rewritten
  * atomically (the commit point): a crash in between leaves empty partition

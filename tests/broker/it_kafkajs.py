@@ -10,10 +10,11 @@ intact), explicit commit, restart resuming after the committed offsets, two
 members splitting the partitions, fetchOffsets / describeGroups / listGroups,
 deleteGroups (deleted / NON_EMPTY_GROUP / GROUP_ID_NOT_FOUND), a produce to
 an unknown topic without auto-creation (UNKNOWN_TOPIC_OR_PARTITION) and
-createPartitions (grow and write the new partition; shrinking refused). Then
+createPartitions (grow and write the new partition; shrinking refused),
+alterConfigs / describeConfigs (set replaced, enforced at once). Then
 the broker is killed (-9) and restarted on the same data, and a second run
-checks that the log, committed offsets, the group deletion and the grown
-topic persisted.
+checks that the log, committed offsets, the group deletion, the grown topic
+and its altered configs persisted.
 
 kafkajs comes from scripts/deps.sh (pinned, into $EDDY_SOURCE_DIR/.deps/node;
 EDDY_NODE_MODULES overrides). The test never reaches the network: without

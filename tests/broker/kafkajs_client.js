@@ -7,7 +7,7 @@
 // exits 1 with the step that failed. Scale: EDDY_TEST_SCALE, TEST_TIMEOUT_MULT.
 'use strict';
 const assert = require('assert/strict');
-const { Kafka, logLevel, CompressionTypes, Partitioners } = require('kafkajs');
+const { Kafka, logLevel, CompressionTypes, Partitioners, ConfigResourceTypes } = require('kafkajs');
 
 const bootstrap = process.argv[2];
 const phase = process.argv[3] || 'main';
@@ -145,6 +145,12 @@ async function consumeAll(groupId, topic, expected, want, seconds) {
   }
 }
 
+// The topic's explicitly set configs, "name=value", sorted.
+async function explicitConfigs(admin, topic) {
+  const r = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] });
+  return r.resources[0].configEntries.filter(x => !x.isDefault).map(x => `${x.configName}=${x.configValue}`).sort();
+}
+
 // Every partition's committed offset in group equals the partition's end.
 async function checkCommittedAtEnd(admin, group, topic) {
   const ends = new Map((await admin.fetchTopicOffsets(topic)).map(o => [o.partition, o.high]));
@@ -168,8 +174,10 @@ async function restarted() {
     const total = ends.reduce((a, o) => a + BigInt(o.high), 0n);
     assert.equal(total, BigInt(5 * N), 'messages in the log after restart');
     const grow = await admin.fetchTopicOffsets('kjs-grow');
-    assert.deepEqual(grow.map(o => [o.partition, o.high]).sort(), [[0, '0'], [1, '0'], [2, '1']],
+    assert.deepEqual(grow.map(o => [o.partition, o.high]).sort(), [[0, '1'], [1, '0'], [2, '1']],
       'the grown topic keeps its partitions and data');
+    assert.deepEqual(await explicitConfigs(admin, 'kjs-grow'), ['max.message.bytes=2048', 'retention.ms=86400000'],
+      'altered configs persist');
     step = 'restarted: commits';
     await checkCommittedAtEnd(admin, 'kjs-g2', splitTopic);
     step = 'restarted: deleted group';
@@ -405,6 +413,28 @@ async function main() {
       assert.deepEqual(r.map(x => [x.partition, x.errorCode, x.baseOffset]), [[2, 0, '0']]);
     } finally { await late.disconnect(); }
     log('createPartitions: 1 -> 3 partitions, the new one takes writes; shrinking is refused');
+
+    // ---- alterConfigs: replaces the topic's set, applies at once -----------------
+    step = 'alterConfigs';
+    const alter = (entries, validateOnly = false) => admin.alterConfigs({
+      validateOnly, resources: [{ type: ConfigResourceTypes.TOPIC, name: growTopic, configEntries: entries }] });
+    await alter([{ name: 'max.message.bytes', value: '2048' }, { name: 'retention.ms', value: '86400000' }]);
+    assert.deepEqual(await explicitConfigs(admin, growTopic), ['max.message.bytes=2048', 'retention.ms=86400000']);
+    await alter([{ name: 'retention.ms', value: '5' }], true);
+    assert.deepEqual(await explicitConfigs(admin, growTopic), ['max.message.bytes=2048', 'retention.ms=86400000'],
+      'validateOnly changes nothing');
+    await assert.rejects(alter([{ name: 'retention.ms', value: 'soon' }]), e => e.type === 'INVALID_CONFIG');
+    await assert.rejects(alter([{ name: 'no.such.config', value: '1' }]), e => e.type === 'INVALID_CONFIG');
+    // the new max.message.bytes is enforced on the next produce
+    const strict2 = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: 0 } });
+    await strict2.connect();
+    try {
+      await assert.rejects(strict2.send({ topic: growTopic, messages: [{ partition: 0, value: 'x'.repeat(4096) }] }),
+        e => (e.type || (e.originalError && e.originalError.type)) === 'MESSAGE_TOO_LARGE');
+      await strict2.send({ topic: growTopic, messages: [{ partition: 0, value: 'x'.repeat(100) }] });
+    } finally { await strict2.disconnect(); }
+    log('alterConfigs: set replaced, validateOnly/invalid refused, max.message.bytes enforced at once');
   } finally {
     await producer.disconnect();
     await admin.disconnect();

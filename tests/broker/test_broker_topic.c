@@ -284,6 +284,46 @@ static void test_add_partitions_grows_persists_and_replaces_leftovers(void **sta
     assert_int_equal(t->conf.retention_ms, 1000);
 }
 
+static void test_set_configs_replaces_the_set_applies_live_and_persists(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    open_topics(f);
+    assert_int_equal(create(f, "cfg", 2, "retention.ms=1000,segment.ms=5000", err, sizeof err), 0);
+    const char *k1[] = {"max.message.bytes", "retention.bytes"};
+    const char *v1[] = {"100", "7"};
+    /* invalid sets change nothing */
+    const char *kb[] = {"retention.ms"}, *vb[] = {"x"}, *vn[] = {NULL};
+    assert_int_equal(broker_topics_set_configs(f->t, "cfg", kb, vb, 1, false, err, sizeof err),
+                     CORE_ERR_INVAL);
+    assert_int_equal(broker_topics_set_configs(f->t, "cfg", kb, vn, 1, false, err, sizeof err),
+                     CORE_ERR_INVAL);
+    assert_int_equal(broker_topics_set_configs(f->t, "nope", k1, v1, 2, false, err, sizeof err),
+                     CORE_ERR_NOT_FOUND);
+    assert_int_equal(broker_topics_set_configs(f->t, "cfg", k1, v1, 2, true, err, sizeof err), 0);
+    broker_topic_t *t = broker_topics_find(f->t, "cfg", 3);
+    assert_int_equal(t->conf.retention_ms, 1000); /* validate_only */
+    assert_int_equal(broker_topics_set_configs(f->t, "cfg", k1, v1, 2, false, err, sizeof err), 0);
+    /* configs not given revert to the defaults; the new ones apply to the logs now */
+    assert_int_equal(t->nconfigs, 2);
+    assert_int_equal(t->conf.retention_ms, f->defaults.retention_ms);
+    assert_int_equal(t->conf.segment_ms, f->defaults.segment_ms);
+    assert_int_equal(t->conf.max_message_bytes, 100);
+    core_buf_t b;
+    core_buf_init(&b);
+    bb_simple(&b, 5, 1000, 50); /* > 100 bytes */
+    int64_t base, last;
+    assert_int_equal(broker_log_append(t->partitions[1], b.data, b.len, 0, &base, &last),
+                     CORE_ERR_TOO_LARGE);
+    core_buf_fini(&b);
+    reopen(f);
+    t = broker_topics_find(f->t, "cfg", 3);
+    assert_int_equal(t->nconfigs, 2);
+    assert_int_equal(t->conf.max_message_bytes, 100);
+    assert_int_equal(t->conf.retention_bytes, 7);
+    assert_int_equal(t->conf.retention_ms, f->defaults.retention_ms);
+}
+
 static int count_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -351,6 +391,7 @@ int main(void)
         T(test_create_failing_midway_leaves_no_half_topic),
         T(test_damaged_topic_properties_stop_the_open),
         T(test_add_partitions_grows_persists_and_replaces_leftovers),
+        T(test_set_configs_replaces_the_set_applies_live_and_persists),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
