@@ -961,14 +961,14 @@ int store_batch_commit(store_batch_t *b, store_put_result_t *results, char *errs
 }
 
 /* ---- events -------------------------------------------------------------------- */
-int store_event_put(store_t *s, int32_t app, int32_t channel, const store_event_t *ev,
-                    char out_id[STORE_EVENT_ID_MAX + 1], bool *created, char *errstr,
-                    size_t errstr_size)
+static int event_put(store_t *s, int32_t app, int32_t channel, const store_event_t *ev,
+                     bool checked, char out_id[STORE_EVENT_ID_MAX + 1], bool *created,
+                     char *errstr, size_t errstr_size)
 {
     store_batch_t *b;
     store_put_result_t r;
     store_batch_begin(s, STORE_BATCH_ALL_OR_NOTHING, &b);
-    int err = store_batch_put_event(b, app, channel, ev, errstr, errstr_size);
+    int err = batch_put(b, app, channel, ev, checked, errstr, errstr_size);
     if (err) {
         store_batch_abort(b);
         return err;
@@ -982,6 +982,20 @@ int store_event_put(store_t *s, int32_t app, int32_t channel, const store_event_
     if (created)
         *created = !err && r.status == STORE_PUT_CREATED;
     return err;
+}
+
+int store_event_put(store_t *s, int32_t app, int32_t channel, const store_event_t *ev,
+                    char out_id[STORE_EVENT_ID_MAX + 1], bool *created, char *errstr,
+                    size_t errstr_size)
+{
+    return event_put(s, app, channel, ev, false, out_id, created, errstr, errstr_size);
+}
+
+int store__event_put_checked(store_t *s, int32_t app, int32_t channel, const store_event_t *ev,
+                             char out_id[STORE_EVENT_ID_MAX + 1], bool *created, char *errstr,
+                             size_t errstr_size)
+{
+    return event_put(s, app, channel, ev, true, out_id, created, errstr, errstr_size);
 }
 
 int store_event_get(store_t *s, int32_t app, int32_t channel, const char *event_id,

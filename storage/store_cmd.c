@@ -39,6 +39,7 @@
 #include "core/core_time.h"
 #include "storage/store.h"
 #include "storage/store_event_json.h"
+#include "storage/store_int.h"
 
 #define IMPORT_REASONS_MAX 12     /* distinct rejection reasons kept for the summary */
 #define IMPORT_LINE_MAX (4 << 20) /* a JSON line longer than this is rejected */
@@ -228,11 +229,13 @@ static int flush_batch(import_t *im)
     return 0;
 }
 
-/* Adds one parsed event; commits when the batch is full. */
-static int add_event(import_t *im, const store_event_t *ev)
+/* Adds one parsed event; commits when the batch is full. checked: ev comes
+ * from store_event_from_json (validated, canonical properties). */
+static int add_event(import_t *im, const store_event_t *ev, bool checked)
 {
     char err[256];
-    int rc = store_batch_put_event(im->b, im->app, im->ch, ev, err, sizeof err);
+    int rc = checked ? store__batch_put_checked(im->b, im->app, im->ch, ev, err, sizeof err)
+                     : store_batch_put_event(im->b, im->app, im->ch, ev, err, sizeof err);
     if (rc) {
         reject(im, im->line, err);
         return 0;
@@ -274,7 +277,7 @@ static int import_json_lines(import_t *im, FILE *in)
         }
         if (!ev.event_id[0] && !ev.event_time_given)
             store_event_id_derive(line, (size_t)n, ev.event_id);
-        add_event(im, &ev);
+        add_event(im, &ev, true);
         store_event_fini(&ev);
     }
     free(line);
@@ -403,7 +406,7 @@ static void csv_row_cb(int c, void *data)
         store_event_id_derive(raw.data, raw.len, ev.event_id);
         core_buf_fini(&raw);
     }
-    add_event(im, &ev);
+    add_event(im, &ev, false);
     free(ptext);
 }
 

@@ -205,7 +205,8 @@ static void h_event_post(core_http_req_t *req, void *user)
         goto out;
     }
     char id[STORE_EVENT_ID_MAX + 1];
-    rc = store_event_put(sh->st, a.app, a.channel, &ev, id, NULL, err, sizeof(err));
+    /* ev came from store_event_from_json: checked, canonical properties */
+    rc = store__event_put_checked(sh->st, a.app, a.channel, &ev, id, NULL, err, sizeof(err));
     store_event_fini(&ev);
     if (rc == 0)
         reply_event_id(req, 201, id);

@@ -163,6 +163,10 @@ int store__event_check_fields(const store_event_t *ev, char *errstr, size_t errs
  * properties are not parsed and re-serialised again. */
 int store__batch_put_checked(store_batch_t *b, int32_t app, int32_t channel,
                              const store_event_t *ev, char *errstr, size_t errstr_size);
+/* store_event_put for such an event (POST /events.json). */
+int store__event_put_checked(store_t *s, int32_t app, int32_t channel, const store_event_t *ev,
+                             char out_id[STORE_EVENT_ID_MAX + 1], bool *created, char *errstr,
+                             size_t errstr_size);
 
 /* Canonical JSON: sorted keys, compact, shortest round-trip reals (malloc'd). */
 char *store__json_canon(const struct json_t *j);
