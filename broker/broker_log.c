@@ -1452,6 +1452,54 @@ void broker_log_slice_release(broker_log_slice_t *slice)
 
 /* ---- time lookups ---------------------------------------------------------- */
 
+/* Largest batch read back to find a record inside it by time; a bigger one
+ * is answered at batch granularity. */
+#define FOR_TIME_MAX_BATCH (16 << 20)
+
+/* Kafka answers a timestamp lookup with the first *record* whose timestamp
+ * is >= ts, not its batch: in an uncompressed CreateTime batch (the batch
+ * at pos, whose max timestamp is >= ts) walk the records' timestamp deltas.
+ * Returns false (the caller answers with the batch: exact for LogAppendTime,
+ * where every record has the batch's time) for a compressed batch (we do not
+ * decompress on the broker), one too large, or records that do not parse. */
+static bool batch_record_for_time(broker_segment_t *seg, int64_t pos, const broker_batch_hdr_t *h,
+                                  int64_t ts, int64_t *off, int64_t *rec_ts)
+{
+    if ((h->attributes & 0x07) || (h->attributes & 0x08))
+        return false;
+    int64_t total = hdr_total(h);
+    if (total > FOR_TIME_MAX_BATCH)
+        return false;
+    uint8_t *buf = core_trymalloc((size_t)total);
+    if (!buf)
+        return false;
+    bool found = false;
+    if (core_fs_pread_all(seg->fd, buf, (size_t)total, pos) == 0) {
+        core_rd_t rd;
+        core_rd_init(&rd, buf + BROKER_BATCH_HEADER_SIZE,
+                     (size_t)(total - BROKER_BATCH_HEADER_SIZE));
+        for (int32_t i = 0; i < h->records_count && !rd.err; i++) {
+            int32_t len = core_rd_varint(&rd);
+            size_t start = rd.pos;
+            (void)core_rd_i8(&rd); /* record attributes */
+            int64_t tsd = core_rd_varlong(&rd);
+            int32_t od = core_rd_varint(&rd);
+            if (rd.err || len < 0 || start + (size_t)len > rd.len || od < 0 ||
+                od > h->last_offset_delta)
+                break;
+            if (h->base_timestamp + tsd >= ts) {
+                *off = h->base_offset + od;
+                *rec_ts = h->base_timestamp + tsd;
+                found = true;
+                break;
+            }
+            rd.pos = start + (size_t)len;
+        }
+    }
+    free(buf);
+    return found;
+}
+
 int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_out)
 {
     if (ts_out)
@@ -1469,9 +1517,12 @@ int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_ou
             if (h.base_offset >= log->hw)
                 return -1;
             if (h.max_timestamp >= ts) {
+                int64_t off = h.base_offset, rec_ts = h.max_timestamp;
+                if (batch_record_for_time(seg, pos, &h, ts, &off, &rec_ts) && off >= log->hw)
+                    return -1;
                 if (ts_out)
-                    *ts_out = h.max_timestamp;
-                return h.base_offset;
+                    *ts_out = rec_ts;
+                return off;
             }
             pos += hdr_total(&h);
             if (pos >= seg->size || hdr_at(log, seg, pos, &h))

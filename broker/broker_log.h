@@ -190,8 +190,10 @@ int broker_log_read(broker_log_t *log, int64_t offset, int64_t max_bytes,
                     broker_log_slice_t *slice);
 void broker_log_slice_release(broker_log_slice_t *slice);
 
-/* ListOffsets by timestamp: the first offset whose batch max timestamp is
- * >= ts; -1 (with *ts_out -1) when none. */
+/* ListOffsets by timestamp, as Kafka: the first record whose timestamp is
+ * >= ts, with that timestamp in *ts_out; -1 (with *ts_out -1) when none.
+ * Inside a compressed batch (not decompressed here) the answer is the
+ * batch's first offset and max timestamp. */
 int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_out);
 
 /* Applies retention (size and time) and time-based rolling. Deletes whole

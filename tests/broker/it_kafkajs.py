@@ -3,7 +3,8 @@
 
 Starts a broker on a free loopback port in a temp dir and runs
 kafkajs_client.js with node: admin createTopics / listTopics /
-fetchTopicMetadata / fetchTopicOffsets, keyed produce with acks -1 and 1,
+fetchTopicMetadata / fetchTopicOffsets / fetchTopicOffsetsByTimestamp (the
+record, not its batch), keyed produce with acks -1 and 1,
 compression none and gzip, a consumer group reading from the beginning
 (every message exactly once, per-partition order, keys/headers/timestamps
 intact), explicit commit, restart resuming after the committed offsets, two

@@ -264,6 +264,18 @@ async function main() {
       assert.equal(BigInt(o.high), perPart[o.partition], `high watermark of ${o.partition}`);
     }
 
+    // ListOffsets by time answers with the first *record* at or after the
+    // time, not its batch (uncompressed round 'one-none': ts tsBase+2N+i).
+    step = 'fetchTopicOffsetsByTimestamp';
+    const at = tsBase + 2 * N + 7;
+    const want = new Map();
+    for (const e of expected.values())
+      if (Number(e.ts) >= at && (!want.has(e.partition) || e.offset < want.get(e.partition)))
+        want.set(e.partition, e.offset);
+    const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, at);
+    for (const o of byTime)
+      assert.equal(BigInt(o.offset), want.get(o.partition), `offset for time ${at} in partition ${o.partition}`);
+
     // ---- consume from the beginning in group g1, commit ---------------------
     step = 'consume g1';
     const g1 = 'kjs-g1';

@@ -547,6 +547,43 @@ static void test_offset_for_time(void **state)
         assert_int_equal(broker_log_offset_for_time(f->log, (i + 1) * 10 - 5, &ts), i);
 }
 
+/* Kafka answers with the record, not its batch: records at 100, 110, ...,
+ * 190 in one batch, then a compressed-flagged batch (answered per batch). */
+static void test_offset_for_time_finds_the_record_inside_a_batch(void **state)
+{
+    fixture_t *f = *state;
+    open_log(f);
+    append_n(f, 2, 50, 20); /* offsets 0, 1 at ts 50 */
+    core_buf_t b;
+    core_buf_init(&b);
+    batch_builder_t bb;
+    bb_begin(&bb, 100);
+    for (int i = 0; i < 10; i++)
+        bb_add_h(&bb, "k", 1, "value", 5, 100 + 10 * i, i % 2 ? "h" : NULL, "x", 1);
+    bb_end(&bb, &b);
+    size_t second = b.len;
+    bb_begin(&bb, 300);
+    for (int i = 0; i < 4; i++)
+        bb_add(&bb, NULL, -1, "v", 1, 300 + 10 * i);
+    bb.attributes = 1; /* "gzip": only the header is looked at here */
+    bb_end(&bb, &b);
+    bb_fix_crc(b.data + second);
+    int64_t base, last;
+    assert_int_equal(broker_log_append(f->log, b.data, b.len, 0, &base, &last), 0);
+    core_buf_fini(&b);
+    int64_t ts;
+    assert_int_equal(broker_log_offset_for_time(f->log, 100, &ts), 2);
+    assert_int_equal(ts, 100);
+    assert_int_equal(broker_log_offset_for_time(f->log, 101, &ts), 3);
+    assert_int_equal(ts, 110);
+    assert_int_equal(broker_log_offset_for_time(f->log, 150, &ts), 7);
+    assert_int_equal(ts, 150);
+    assert_int_equal(broker_log_offset_for_time(f->log, 190, &ts), 11);
+    assert_int_equal(broker_log_offset_for_time(f->log, 191, &ts), 12);
+    assert_int_equal(ts, 330); /* compressed: the batch, with its max timestamp */
+    assert_int_equal(broker_log_offset_for_time(f->log, 331, &ts), -1);
+}
+
 static void test_leader_epoch_is_stamped_and_checkpointed(void **state)
 {
     fixture_t *f = *state;
@@ -878,6 +915,7 @@ int main(void)
         T(test_retention_by_size_and_time_deletes_whole_segments),
         T(test_slice_keeps_deleted_segment_readable),
         T(test_offset_for_time),
+        T(test_offset_for_time_finds_the_record_inside_a_batch),
         T(test_leader_epoch_is_stamped_and_checkpointed),
         T(test_corrupt_non_last_segment_is_reported_not_repaired),
         T(test_unsynced_rolled_segment_torn_by_a_crash_is_cut_with_what_follows),
