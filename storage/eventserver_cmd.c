@@ -67,7 +67,7 @@ static const core_opt_t es_opts[] = {
      offsetof(es_conf_t, sync_interval_ms)},
     {"max-body-bytes", CORE_OPT_SIZE, "4MiB", "largest request body accepted (else 413)",
      offsetof(es_conf_t, max_body)},
-    {"threads", CORE_OPT_INT, "0", "HTTP worker threads (0 = 4 per CPU)",
+    {"threads", CORE_OPT_INT, "0", "HTTP worker threads (0 = 8 per CPU)",
      offsetof(es_conf_t, threads)},
     {"ip", CORE_OPT_STR, NULL, "as `pio eventserver --ip`: overrides --listen's host",
      offsetof(es_conf_t, ip)},

@@ -623,7 +623,7 @@ int store_http_start(store_t *st, const store_http_conf_t *conf, store_http_t **
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     core_http_conf_t hc = {
         .name = "eventserver",
-        .threads = conf->threads > 0 ? conf->threads : (int)(ncpu > 0 ? ncpu : 1) * 4,
+        .threads = conf->threads > 0 ? conf->threads : (int)(ncpu > 0 ? ncpu : 1) * 8,
         .max_body = conf->max_body,
     };
     sh->http = core_http_new(&hc);
