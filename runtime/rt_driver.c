@@ -482,7 +482,36 @@ static void broker_commit(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
 
 /* ---- workers ------------------------------------------------------------------- */
 
-/* Marks silent workers dead and returns their running tasks to pending.
+/* Takes worker w out of service: marks it dead and returns every task it was
+ * running (in any job) to pending, without counting a failure. The ONE way a
+ * worker leaves: a worker marked dead any other way would keep its tasks
+ * TS_RUNNING forever (reap_workers skips dead workers and no result will
+ * come), and the batch would never finish. A worker that is in fact alive
+ * gets 404 on its next heartbeat and registers again under a new id; its
+ * late results carry old attempts and are ignored.
+ * @locks d->mu held */
+static void worker_lost(rt_driver_t *d, int w)
+{
+    worker_t *wk = &d->workers[w];
+    if (wk->dead)
+        return;
+    wk->dead = 1;
+    int moved = 0;
+    for (int k = 0; k < d->njobs; k++) {
+        job_t *j = d->jobs[k];
+        for (int t = 0; t < j->ntasks; t++)
+            if (j->tasks[t].st == TS_RUNNING && j->tasks[t].worker == w) {
+                j->tasks[t].st = TS_PENDING;
+                moved++;
+            }
+    }
+    wk->busy = 0;
+    if (moved)
+        CORE_WARN(MOD, "worker %s: %d running task(s) go to other workers", wk->id, moved);
+    pthread_cond_broadcast(&d->cv);
+}
+
+/* Marks silent workers dead (worker_lost).
  * @locks d->mu held */
 static void reap_workers(rt_driver_t *d)
 {
@@ -491,18 +520,10 @@ static void reap_workers(rt_driver_t *d)
         worker_t *wk = &d->workers[w];
         if (wk->dead || now - wk->last_seen_ms <= d->conf.worker_timeout_ms)
             continue;
-        wk->dead = 1;
         CORE_WARN(MOD, "worker %s (%s) silent for %" PRId64 " ms: declared dead, its tasks go to "
                        "other workers",
                   wk->id, wk->addr, now - wk->last_seen_ms);
-        for (int k = 0; k < d->njobs; k++) {
-            job_t *j = d->jobs[k];
-            for (int t = 0; t < j->ntasks; t++)
-                if (j->tasks[t].st == TS_RUNNING && j->tasks[t].worker == w)
-                    j->tasks[t].st = TS_PENDING;
-        }
-        wk->busy = 0;
-        pthread_cond_broadcast(&d->cv);
+        worker_lost(d, w);
     }
 }
 
@@ -616,6 +637,16 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
         int refused = 0;
         for (int i = 0; i < nd; i++) {
             dispatch_t *x = &ds[i];
+            /* An earlier send of this round may have found the worker gone
+             * (worker_lost already put this task back to pending). */
+            pthread_mutex_lock(&d->mu);
+            int gone = d->workers[x->worker].dead || j->tasks[x->task].st != TS_RUNNING ||
+                       j->tasks[x->task].attempt != x->attempt;
+            pthread_mutex_unlock(&d->mu);
+            if (gone) {
+                core_buf_fini(&x->body);
+                continue;
+            }
             rt_http_resp_t resp;
             char es[512];
             int err = rt_http_request_addr(x->addr, "POST", "/v1/tasks", d->token,
@@ -632,7 +663,11 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
             task_slot_t *ts = &j->tasks[x->task];
             if (ts->st == TS_RUNNING && ts->attempt == x->attempt) {
                 ts->st = TS_PENDING;
-                ts->attempt--; /* never started */
+                /* A refusal (503) means never started; after a transport
+                 * error the worker may have queued it, so that attempt
+                 * number stays used (its late result must not count). */
+                if (!err)
+                    ts->attempt--;
                 if (d->workers[x->worker].busy > 0)
                     d->workers[x->worker].busy--;
             }
@@ -640,7 +675,7 @@ static int batch_run(rt_driver_t *d, job_t *j, const rt_plan_t *plan)
                 /* Unreachable: stop using it until it registers again. */
                 CORE_WARN(MOD, "worker %s unreachable (%s): dropped", d->workers[x->worker].id,
                           es);
-                d->workers[x->worker].dead = 1;
+                worker_lost(d, x->worker);
             }
             pthread_mutex_unlock(&d->mu);
         }

@@ -69,8 +69,9 @@
  *     group) so lag monitors see the job. A failure is a logged warning: the
  *     store, not the broker, holds the job's true position.
  *
- * Workers: a dead worker (no heartbeat for --worker-timeout) loses its
- * running tasks to other workers without counting a failure; a late result
+ * Workers: a dead worker (no heartbeat for --worker-timeout, or a task push
+ * to it that fails in transport) loses ALL its running tasks to other
+ * workers without counting a failure (one code path, worker_lost); a late result
  * from an old attempt is ignored (only the current attempt of a task may
  * complete it: first-commit-wins). A job that crashes (SIGSEGV) kills only
  * the per-task process on the worker (rt_worker.h); the worker reports the

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Fault injection, one scenario per argument (each is its own ctest entry):
   worker-kill        kill -9 of a worker while its tasks run
+  worker-lost        a worker dies holding a task with a slot free: the failed push hands the task over
   driver-after-plan  the driver dies between the plan and the commit
   driver-after-store the driver dies between the atomic store commit and the commit record
   poison             a job that segfaults on one record pauses with a clear error; the driver lives
@@ -9,7 +10,9 @@
 After recovery the store holds each expected event exactly once."""
 import json
 import os
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,10 +27,12 @@ def worker_kill(c):
     ids = ["w%07d" % i for i in range(N)]
     c.produce(ids)
     c.start_driver()
+    # One at a time, so that registration order (and so the -w1/-w2 ids) is
+    # known: started together, the second process may register first.
     a = c.start_worker(slots=2)
+    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 1, "worker 1")
     b = c.start_worker(slots=2)
-    spare = c.start_worker(slots=1)  # the batch must finish even if the survivor is slow to return
-    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 3, "3 workers")
+    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 2, "worker 2")
     c.submit("copy_to_events", "copy", "--max-records-per-batch", str(N // 4),
              "--config", '{"sleep_ms": 40}')
 
@@ -37,17 +42,105 @@ def worker_kill(c):
                 return w
         return None
     w = wait_for(busy_worker, "a worker running tasks")
-    victim = {"-w1": a, "-w2": b, "-w3": spare}[w["id"][w["id"].rindex("-"):]]
+    victim = a if w["id"].endswith("-w1") else b
     other = b if victim == a else a
     if not check(c.procs[other].poll() is None, "the surviving worker is alive before the kill"):
         raise RuntimeError("worker %s exited early: %s" % (other, c.log(other)[-2000:]))
+    # The driver may find the victim gone either way: no heartbeat for
+    # --worker-timeout, or a task push it cannot deliver while the victim still
+    # had a free slot. Both must hand the victim's running tasks to the
+    # survivor (the second used not to: the batch then never finished).
     c.kill9(victim)
     st = c.wait_records("copy", N, timeout=180)
     check("declared dead" in c.log("driver") or "unreachable" in c.log("driver"),
           "the driver noticed the dead worker")
     check(st["task_failures"] == 0, "worker loss is not a task failure (%d)" % st["task_failures"])
+    check(c.procs[other].poll() is None, "the surviving worker is still running")
     c.stop("driver")
     check_exactly_once(c.export_events(), ids, "after worker kill")
+
+
+def fake_worker(stop):
+    """A worker that accepts one task (202) and then dies: its port is closed
+    before the 202 is sent, so the driver's next push to it fails at once.
+    Returns (address, dict that gets "task" = the accepted body)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    got = {}
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            break
+        else:
+            srv.close()
+            return
+        conn.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        cl = [int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+              if h.lower().startswith(b"content-length:")][0]
+        while len(body) < cl:
+            body += conn.recv(65536)
+        srv.close()  # dead from here on: later pushes are refused
+        got["task"] = body
+        out = b'{"accepted":true}'
+        conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(out), out))
+        conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return "127.0.0.1:%d" % srv.getsockname()[1], got, t
+
+
+def worker_lost(c):
+    """Deterministic form of the worker-kill race: a worker that dies holding a
+    running task while it still has a free slot is found dead by a failed task
+    push (not by the heartbeat timeout). Its running task must go to another
+    worker; before the fix it stayed 'running' forever and the batch hung."""
+    n = 2000
+    ids = ["l%06d" % i for i in range(n)]
+    c.produce(ids)
+    c.start_driver(extra=("--task-max-records", str(n // 20)))  # >= 20 tasks in the batch
+    real = c.start_worker(slots=1)
+    wait_for(lambda: len(json.loads(c.api("GET", "/v1/workers")[1])["workers"]) == 1, "worker 1")
+    stop = threading.Event()
+    addr, got, srv_thread = fake_worker(stop)
+    st, body = c.api("POST", "/v1/workers", body=json.dumps({"address": addr, "slots": 2}).encode())
+    if not check(st == 200, "fake worker registered (%d %s)" % (st, body)):
+        return
+    fid = json.loads(body)["id"]
+
+    def beat():  # alive by heartbeat until the driver drops it (404)
+        while not stop.is_set():
+            if c.api("POST", "/v1/workers/%s/heartbeat" % fid)[0] != 200:
+                return
+            time.sleep(0.2)
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        # The first dispatch round gives the fake (2 free slots, load 0.5
+        # after one) two of its first three tasks: the first is accepted, the
+        # second finds the port closed.
+        c.submit("copy_to_events", "lost", "--max-records-per-batch", str(n))
+        st = c.wait_records("lost", n, timeout=60)
+    finally:
+        stop.set()
+    srv_thread.join(5)
+    check("task" in got, "the fake worker accepted a task")
+    check("unreachable" in c.log("driver"), "the driver found the fake worker unreachable")
+    check("running task(s) go to other workers" in c.log("driver"),
+          "its running task was handed over")
+    check(st["task_failures"] == 0, "worker loss is not a task failure (%d)" % st["task_failures"])
+    check(c.procs[real].poll() is None, "the real worker is alive")
+    c.stop("driver")
+    check_exactly_once(c.export_events(), ids, "after a lost worker")
 
 
 def driver_fault(c, fault, expect_log):
@@ -163,6 +256,8 @@ c = Cluster(scenario)
 try:
     if scenario == "worker-kill":
         worker_kill(c)
+    elif scenario == "worker-lost":
+        worker_lost(c)
     elif scenario == "driver-after-plan":
         driver_fault(c, "after-plan", "re-running it with the same ranges")
     elif scenario == "driver-after-store":
