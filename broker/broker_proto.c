@@ -999,12 +999,16 @@ static broker_proto_res_t handle_create_partitions(broker_t *b, broker_req_t *re
             err = BROKER_KERR_INVALID_PARTITIONS;
             snprintf(msg, sizeof msg, "partition count %d is over --max-partitions %lld", count,
                      (long long)b->conf.max_partitions);
-        } else if (na >= 0 &&
-                   (bad_assignment || count <= t->npartitions || na != count - t->npartitions)) {
+        } else if (count <= t->npartitions) {
+            err = BROKER_KERR_INVALID_PARTITIONS;
+            snprintf(msg, sizeof msg,
+                     "topic '%s' has %d partitions; the new count (%d) must be higher", cname,
+                     (int)t->npartitions, (int)count);
+        } else if (na >= 0 && (bad_assignment || na != count - t->npartitions)) {
             err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
             snprintf(msg, sizeof msg,
                      "the assignment must list node %d alone for each of the %d new partitions",
-                     (int)b->node_id, count > t->npartitions ? count - t->npartitions : 0);
+                     (int)b->node_id, (int)(count - t->npartitions));
         } else {
             int rc = broker_topics_add_partitions(b->topics, cname, count, validate_only, msg,
                                                   sizeof msg);

@@ -748,6 +748,114 @@ static void test_create_topics_reports_exists_and_invalid_names(void **state)
     assert_int_equal(broker_topics_find(fx->b->topics, "dflt", 4)->npartitions, 2);
 }
 
+/* CreatePartitions v1 for one topic; assign < 0 = null assignment, else that
+ * many single-broker lists naming `node`. Returns the error code. */
+static int16_t create_partitions(broker_t *b, const char *name, int32_t count, int assign,
+                                 int32_t node, bool validate_only)
+{
+    core_buf_t f;
+    core_buf_init(&f);
+    hdr_write(&f, 37, 1, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, name, (int64_t)strlen(name));
+    core_wr_i32(&f, count);
+    core_wr_i32(&f, assign);
+    for (int i = 0; i < assign; i++) {
+        core_wr_i32(&f, 1);
+        core_wr_i32(&f, node);
+    }
+    core_wr_i32(&f, 1000);
+    core_wr_i8(&f, validate_only);
+    broker_req_t req;
+    assert_int_equal(run(b, &f, &req), BROKER_PROTO_DONE);
+    core_rd_t rd;
+    core_rd_init(&rd, req.out.data + 8, req.out.len - 8);
+    assert_int_equal(core_rd_i32(&rd), 0); /* throttle */
+    assert_int_equal(core_rd_i32(&rd), 1);
+    core_slice_t n = core_rd_str(&rd);
+    assert_int_equal(n.len, (int64_t)strlen(name));
+    int16_t err = core_rd_i16(&rd);
+    core_slice_t msg = core_rd_nstr(&rd);
+    assert_true(err ? msg.len > 0 : msg.len == -1);
+    assert_int_equal(rd.err, 0);
+    assert_int_equal(core_rd_remain(&rd), 0);
+    broker_req_fini(&req);
+    core_buf_fini(&f);
+    return err;
+}
+
+static void test_create_partitions_grows_only_with_a_valid_assignment(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256];
+    assert_int_equal(
+        broker_topics_create(fx->b->topics, "cp", 1, NULL, NULL, 0, false, err, sizeof err), 0);
+    broker_topic_t *t = broker_topics_find(fx->b->topics, "cp", 2);
+    assert_int_equal(create_partitions(fx->b, "cp", 3, -1, 0, true), 0);
+    assert_int_equal(t->npartitions, 1);
+    assert_int_equal(create_partitions(fx->b, "cp", 1, -1, 0, false),
+                     BROKER_KERR_INVALID_PARTITIONS);
+    assert_int_equal(create_partitions(fx->b, "none", 2, -1, 0, false),
+                     BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    assert_int_equal(create_partitions(fx->b, "cp", 3, 2, 7, false),
+                     BROKER_KERR_INVALID_REPLICA_ASSIGNMENT); /* unknown broker */
+    assert_int_equal(create_partitions(fx->b, "cp", 3, 1, 0, false),
+                     BROKER_KERR_INVALID_REPLICA_ASSIGNMENT); /* one list for two partitions */
+    assert_int_equal(create_partitions(fx->b, "cp", 3, 2, 0, false), 0);
+    assert_int_equal(t->npartitions, 3);
+    assert_int_equal(create_partitions(fx->b, "cp", 5, -1, 0, false), 0);
+    assert_int_equal(t->npartitions, 5);
+    assert_int_equal(broker_log_leader_epoch(t->partitions[4]), 0);
+}
+
+static int16_t alter_configs(broker_t *b, int8_t type, const char *name, const char *key,
+                             const char *value)
+{
+    core_buf_t f;
+    core_buf_init(&f);
+    hdr_write(&f, 33, 0, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_i8(&f, type);
+    core_wr_str(&f, name, (int64_t)strlen(name));
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, key, (int64_t)strlen(key));
+    core_wr_str(&f, value, value ? (int64_t)strlen(value) : -1);
+    core_wr_i8(&f, 0);
+    broker_req_t req;
+    assert_int_equal(run(b, &f, &req), BROKER_PROTO_DONE);
+    core_rd_t rd;
+    core_rd_init(&rd, req.out.data + 8, req.out.len - 8);
+    core_rd_skip(&rd, 4);
+    assert_int_equal(core_rd_i32(&rd), 1);
+    int16_t err = core_rd_i16(&rd);
+    core_slice_t msg = core_rd_nstr(&rd);
+    assert_true(err ? msg.len > 0 : msg.len == -1);
+    assert_int_equal(core_rd_i8(&rd), type);
+    assert_int_equal(core_rd_str(&rd).len, (int64_t)strlen(name));
+    assert_int_equal(core_rd_remain(&rd), 0);
+    broker_req_fini(&req);
+    core_buf_fini(&f);
+    return err;
+}
+
+static void test_alter_configs_topics_only_validated(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256];
+    assert_int_equal(
+        broker_topics_create(fx->b->topics, "ac", 1, NULL, NULL, 0, false, err, sizeof err), 0);
+    assert_int_equal(alter_configs(fx->b, 2, "ac", "retention.ms", "60000"), 0);
+    assert_int_equal(broker_topics_find(fx->b->topics, "ac", 2)->conf.retention_ms, 60000);
+    assert_int_equal(alter_configs(fx->b, 2, "ac", "retention.ms", NULL),
+                     BROKER_KERR_INVALID_CONFIG);
+    assert_int_equal(alter_configs(fx->b, 2, "ac", "bogus", "1"), BROKER_KERR_INVALID_CONFIG);
+    assert_int_equal(alter_configs(fx->b, 2, "nope", "retention.ms", "1"),
+                     BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    assert_int_equal(alter_configs(fx->b, 4, "0", "num.partitions", "3"),
+                     BROKER_KERR_INVALID_REQUEST);
+    assert_int_equal(broker_topics_find(fx->b->topics, "ac", 2)->conf.retention_ms, 60000);
+}
+
 static broker_proto_res_t delete_topic(broker_t *b, const char *name, broker_req_t *req)
 {
     core_buf_t f;
@@ -843,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_topics_reports_exists_and_invalid_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_topics_waits_only_for_its_own_partitions_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_bodies_close_without_side_effects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_partitions_grows_only_with_a_valid_assignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alter_configs_topics_only_validated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
