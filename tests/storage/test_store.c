@@ -789,6 +789,85 @@ static void test_check_finds_nothing_wrong_in_a_store_written_through_the_api(vo
     assert_true(rep.index_entries >= 2);
 }
 
+/* Stores written before the entity index became key-only carry a copy of
+ * the record as each I entry's value. Those must read the same (the copy
+ * is ignored, the record comes from T) and check clean; a copy that
+ * disagrees with its record is a problem check reports. */
+static void test_entity_entries_with_a_record_copy_read_the_same(void **state)
+{
+    fixture_t *fx = fx_of(state);
+    if (strcmp(fx->engine, "rocksdb") != 0)
+        skip();
+    int32_t app = new_app(fx);
+    store_event_t e = ev_make("old1", "view", "user", "u7", "{\"a\":1}", T0);
+    put_ok(fx->s, app, &e);
+    store_event_t e2 = ev_make("old2", "buy", "user", "u7", NULL, T0 + 5);
+    put_ok(fx->s, app, &e2);
+    store_close(fx->s);
+    fx->s = NULL;
+    char *rerr = NULL, path[300];
+    snprintf(path, sizeof path, "%s/db", fx->dir);
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_t *db = rocksdb_open(o, path, &rerr);
+    assert_null(rerr);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    const char *ids[2] = {"old1", "old2"};
+    int64_t times[2] = {T0, T0 + 5};
+    for (int i = 0; i < 2; i++) {
+        uint8_t k[64], ik[64];
+        size_t kl = 0;
+        k[kl++] = 'T';
+        core_put_be32(k + kl, (uint32_t)app);
+        core_put_be32(k + kl + 4, 0);
+        kl += 8;
+        core_put_be64(k + kl, (uint64_t)times[i] ^ (UINT64_C(1) << 63));
+        kl += 8;
+        memcpy(k + kl, ids[i], 4);
+        kl += 4;
+        size_t vl;
+        char *rec = rocksdb_get(db, ro, (char *)k, kl, &vl, &rerr);
+        assert_null(rerr);
+        assert_non_null(rec);
+        size_t il = 0;
+        ik[il++] = 'I';
+        memcpy(ik + il, k + 1, 8);
+        il += 8;
+        memcpy(ik + il, "\0\4user\0\2u7", 10);
+        il += 10;
+        memcpy(ik + il, k + 9, 12);
+        il += 12;
+        /* the first layout's value: the record itself (the second: garbage) */
+        if (i == 0)
+            rocksdb_put(db, wo, (char *)ik, il, rec, vl, &rerr);
+        else
+            rocksdb_put(db, wo, (char *)ik, il, "not the record", 14, &rerr);
+        assert_null(rerr);
+        rocksdb_free(rec);
+    }
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    char err[256];
+    assert_int_equal(store_open(fx->url, NULL, &fx->s, err, sizeof err), 0);
+    store_find_t f;
+    store_find_init(&f);
+    f.entity_type = "user";
+    f.entity_id = "u7";
+    collect_t c;
+    assert_int_equal(find_count(fx->s, app, 0, &f, &c), 2);
+    assert_string_equal(c.ids[0], "old1");
+    assert_string_equal(c.ids[1], "old2"); /* read from T, not from the bad copy */
+    f.reversed = true;
+    assert_int_equal(find_count(fx->s, app, 0, &f, &c), 2);
+    assert_string_equal(c.ids[0], "old2");
+    store_check_t rep = {.out = stderr};
+    assert_int_equal(store_check(fx->s, &rep), 0);
+    assert_int_equal(rep.problems, 1); /* only old2's copy disagrees */
+    assert_int_equal(store_app_data_delete(fx->s, app, -1), 0);
+}
+
 static void test_check_reports_a_missing_and_a_dangling_index_entry(void **state)
 {
     fixture_t *fx = fx_of(state);
@@ -1435,6 +1514,7 @@ static void test_kill_9_during_synced_writes_loses_no_acknowledged_event(void **
         cmocka_unit_test(test_four_threads_posting_the_same_batch_store_each_event_once),          \
         cmocka_unit_test(test_check_finds_nothing_wrong_in_a_store_written_through_the_api),       \
         cmocka_unit_test(test_check_reports_a_missing_and_a_dangling_index_entry),                 \
+        cmocka_unit_test(test_entity_entries_with_a_record_copy_read_the_same),                    \
         cmocka_unit_test(test_a_batch_of_the_maximum_size_commits_atomically),                     \
         cmocka_unit_test(test_properties_fold_set_unset_delete_in_event_time_order),               \
         cmocka_unit_test(test_properties_of_all_entities_drop_the_deleted_ones),                   \
