@@ -102,6 +102,7 @@ struct broker_log {
     atomic_int err; /* sticky storage error (CORE_ERR_IO) */
     atomic_bool dir_dirty;   /* a segment file was created since the last directory fsync */
     int64_t recovery_point;  /* persisted: every segment below it is fsynced (flush_mu) */
+    int64_t deleted_below;   /* DeleteRecords: persisted in log-start-offset; 0 = none */
     uint64_t next_seg_id;
     epoch_entry_t *epochs;
     int nepochs;
@@ -897,6 +898,29 @@ static int rp_load(broker_log_t *log, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* "log-start-offset": "0\n<offset>\n", written by DeleteRecords only (a
+ * log start offset inside a segment; otherwise the first segment's base is
+ * the start). Missing = 0. */
+static int start_load(broker_log_t *log, char *errstr, size_t errstr_size)
+{
+    char p[LOG_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_LOG_START_FILE);
+    log->deleted_below = 0;
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? 0
+                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
+                                           strerror(errno));
+    int version;
+    int64_t off;
+    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &off) == 2 && version == 0 && off >= 0;
+    fclose(f);
+    if (!ok)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
+    log->deleted_below = off;
+    return 0;
+}
+
 /* Removes segment files (recovery dropping segments after a torn one). */
 static void unlink_segment_files(const char *dir, int64_t base)
 {
@@ -1099,9 +1123,14 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
     bool clean = access(marker, F_OK) == 0;
     int rc = epoch_load(log, errstr, errstr_size);
     if (!rc)
+        rc = start_load(log, errstr, errstr_size);
+    if (!rc)
         rc = log_recover(log, clean, errstr, errstr_size);
     if (rc)
         goto fail;
+    /* A start past a (truncated) end means everything up to the end went. */
+    if (log->deleted_below > log->leo)
+        log->deleted_below = log->leo;
     /* Drop epochs that start past the (possibly truncated) log end. */
     int keep = log->nepochs;
     while (keep > 0 && log->epochs[keep - 1].start_offset > log->leo)
@@ -1370,7 +1399,8 @@ int broker_log_flush(broker_log_t *log)
 
 int64_t broker_log_start_offset(const broker_log_t *log)
 {
-    return log->segs[0]->base;
+    int64_t base = log->segs[0]->base;
+    return log->deleted_below > base ? log->deleted_below : base;
 }
 int64_t broker_log_end_offset(const broker_log_t *log)
 {
@@ -1463,7 +1493,7 @@ void broker_log_slice_release(broker_log_slice_t *slice)
  * where every record has the batch's time) for a compressed batch (we do not
  * decompress on the broker), one too large, or records that do not parse. */
 static bool batch_record_for_time(broker_segment_t *seg, int64_t pos, const broker_batch_hdr_t *h,
-                                  int64_t ts, int64_t *off, int64_t *rec_ts)
+                                  int64_t ts, int64_t min_off, int64_t *off, int64_t *rec_ts)
 {
     if ((h->attributes & 0x07) || (h->attributes & 0x08))
         return false;
@@ -1487,7 +1517,7 @@ static bool batch_record_for_time(broker_segment_t *seg, int64_t pos, const brok
             if (rd.err || len < 0 || start + (size_t)len > rd.len || od < 0 ||
                 od > h->last_offset_delta)
                 break;
-            if (h->base_timestamp + tsd >= ts) {
+            if (h->base_timestamp + tsd >= ts && h->base_offset + od >= min_off) {
                 *off = h->base_offset + od;
                 *rec_ts = h->base_timestamp + tsd;
                 found = true;
@@ -1504,6 +1534,7 @@ int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_ou
 {
     if (ts_out)
         *ts_out = -1;
+    int64_t start = broker_log_start_offset(log);
     for (int i = 0; i < log->nsegs; i++) {
         broker_segment_t *seg = log->segs[i];
         if (seg->max_ts < ts || seg->size == 0)
@@ -1516,10 +1547,12 @@ int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_ou
         for (;;) {
             if (h.base_offset >= log->hw)
                 return -1;
-            if (h.max_timestamp >= ts) {
+            if (h.max_timestamp >= ts && h.base_offset + h.last_offset_delta >= start) {
                 int64_t off = h.base_offset, rec_ts = h.max_timestamp;
-                if (batch_record_for_time(seg, pos, &h, ts, &off, &rec_ts) && off >= log->hw)
+                if (batch_record_for_time(seg, pos, &h, ts, start, &off, &rec_ts) && off >= log->hw)
                     return -1;
+                if (off < start)
+                    off = start; /* compressed batch holding the start: answer the start */
                 if (ts_out)
                     *ts_out = rec_ts;
                 return off;
@@ -1557,6 +1590,28 @@ static void log_delete_oldest(broker_log_t *log, const char *why)
                    "log start offset now %" PRId64,
               log->dir, seg->base, seg->next - 1, seg->size, why, log->segs[0]->base);
     seg_release(seg);
+}
+
+int broker_log_delete_records(broker_log_t *log, int64_t offset, int64_t *low)
+{
+    *low = broker_log_start_offset(log);
+    if (offset < 0 || offset > log->hw)
+        return CORE_ERR_RANGE;
+    if (offset <= *low)
+        return 0;
+    char text[64];
+    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", offset);
+    int rc = core_fs_write_atomic(log->dir, BROKER_LOG_START_FILE, text, (size_t)n, 0644);
+    if (rc) {
+        CORE_ERROR(MOD, "%s: writing %s: %s", log->dir, BROKER_LOG_START_FILE, strerror(rc));
+        return CORE_ERR_IO;
+    }
+    log->deleted_below = offset;
+    while (log->nsegs > 1 && log->segs[0]->next <= offset)
+        log_delete_oldest(log, "DeleteRecords");
+    *low = broker_log_start_offset(log);
+    CORE_INFO(MOD, "%s: records below %" PRId64 " deleted (DeleteRecords)", log->dir, offset);
+    return 0;
 }
 
 int broker_log_housekeep(broker_log_t *log, int64_t now_ms)

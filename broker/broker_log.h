@@ -21,6 +21,8 @@
  *   leader-epoch-checkpoint         text: "0\n" N "\n" then N lines "EPOCH START_OFFSET\n"
  *   recovery-point                  text: "0\n" OFFSET "\n": every segment whose base is
  *                                   below OFFSET is fully fsynced (data and indexes)
+ *   log-start-offset                text: "0\n" OFFSET "\n": only after DeleteRecords; the
+ *                                   log starts at max(OFFSET, first segment's base)
  *   clean-shutdown                  empty; present only between close and open
  *
  * .log: RecordBatch v2 (kafka-protocol.md §4.1), each one 12 + batchLength
@@ -94,6 +96,9 @@
  *    open). It deletes whole segments only, oldest first, never the active
  *    one, so the remaining segments stay contiguous and the log start offset
  *    (the first segment's base) is persistent without a file of its own.
+ *    DeleteRecords may put the start inside a segment: it writes
+ *    log-start-offset (replaced as in 7) before anything is answered, then
+ *    deletes the segments wholly below it; open clamps it to the LEO.
  *
  * ---- Threads and ownership -----------------------------------------------------
  * Every function is called on the broker's loop thread, except
@@ -200,6 +205,13 @@ int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_ou
  * segments only, never the active one; advances the log start offset.
  * Returns the number of segments deleted. */
 int broker_log_housekeep(broker_log_t *log, int64_t now_ms);
+
+/* DeleteRecords: moves the log start offset up to offset (<= HW; a lower or
+ * equal offset changes nothing), durably (log-start-offset, fsynced, on the
+ * calling thread: an admin operation), then deletes the segments wholly
+ * below it. *low = the log start offset afterwards. Errors: CORE_ERR_RANGE
+ * (offset < 0 or > HW; -> OFFSET_OUT_OF_RANGE), CORE_ERR_IO. */
+int broker_log_delete_records(broker_log_t *log, int64_t offset, int64_t *low);
 
 /* Deletes every file of the log (topic deletion). The log must be closed by this call. */
 int broker_log_destroy(broker_log_t *log);

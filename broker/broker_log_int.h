@@ -49,6 +49,7 @@
 #define BROKER_LEADER_EPOCH_FILE "leader-epoch-checkpoint"
 #define BROKER_CLEAN_SHUTDOWN_FILE "clean-shutdown"
 #define BROKER_RECOVERY_POINT_FILE "recovery-point"
+#define BROKER_LOG_START_FILE "log-start-offset"
 
 /* The fields of a batch header the log uses (decoded, host order). */
 typedef struct broker_batch_hdr {

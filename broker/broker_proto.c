@@ -54,6 +54,7 @@ int16_t broker_proto_first_flexible(int16_t api_key)
     case BROKER_API_INIT_PRODUCER_ID: return 2;
     case BROKER_API_DESCRIBE_CONFIGS: return 4;
     case BROKER_API_SASL_AUTHENTICATE: return 2;
+    case BROKER_API_DELETE_RECORDS: return 2;
     case BROKER_API_ALTER_CONFIGS: return 2;
     case BROKER_API_CREATE_PARTITIONS: return 2;
     case BROKER_API_DELETE_GROUPS: return 2;
@@ -866,6 +867,61 @@ static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, c
     return BROKER_PROTO_DONE;
 }
 
+/* ---- DeleteRecords (21) ----------------------------------------------------------- */
+/* v0-1 (v1 only changed throttling): [name, [partition, offset]], timeout_ms
+ * -> [name, [partition, low_watermark, error_code]]. offset -1 = the high
+ * watermark. The new start is durable before the answer (broker_log.h). */
+static broker_proto_res_t handle_delete_records(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4);
+    size_t topics_pos = rd->pos;
+    for (int32_t i = 0; i < nt && !rd->err; i++) {
+        (void)core_rd_str(rd);
+        int32_t np = core_rd_array(rd, BROKER_PROTO_MAX_PARTITIONS, 12);
+        core_rd_skip(rd, (size_t)(np > 0 ? np : 0) * 12);
+    }
+    (void)core_rd_i32(rd); /* timeout_ms */
+    if (rd->err)
+        return req_malformed(req, rd);
+
+    core_rd_t r2;
+    core_rd_init(&r2, rd->base, rd->len);
+    r2.pos = topics_pos;
+    broker_proto_begin(req);
+    core_buf_t *o = &req->out;
+    core_wr_i32(o, 0); /* throttle_time_ms */
+    core_wr_i32(o, nt);
+    for (int32_t i = 0; i < nt; i++) {
+        core_slice_t name = core_rd_str(&r2);
+        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr,
+                                               (size_t)(name.len > 0 ? name.len : 0));
+        core_wr_str(o, name.ptr, name.len);
+        int32_t np = core_rd_array(&r2, BROKER_PROTO_MAX_PARTITIONS, 12);
+        core_wr_i32(o, np);
+        for (int32_t j = 0; j < np; j++) {
+            int32_t part = core_rd_i32(&r2);
+            int64_t off = core_rd_i64(&r2), low = -1;
+            int16_t err = BROKER_KERR_NONE;
+            if (!t || part < 0 || part >= t->npartitions) {
+                err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else {
+                broker_log_t *log = t->partitions[part];
+                int rc = broker_log_delete_records(
+                    log, off == -1 ? broker_log_high_watermark(log) : off, &low);
+                if (rc == CORE_ERR_RANGE)
+                    err = BROKER_KERR_OFFSET_OUT_OF_RANGE;
+                else if (rc)
+                    err = broker_proto_kerr(rc);
+            }
+            core_wr_i32(o, part);
+            core_wr_i64(o, err ? -1 : low);
+            core_wr_i16(o, err);
+        }
+    }
+    broker_proto_finish(req);
+    return BROKER_PROTO_DONE;
+}
+
 /* DescribeConfigs / AlterConfigs resource types. */
 enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
 
@@ -1233,6 +1289,7 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_API_VERSIONS, 0, 3, "ApiVersions", handle_api_versions},
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},
+    {BROKER_API_DELETE_RECORDS, 0, 1, "DeleteRecords", handle_delete_records},
     {BROKER_API_DESCRIBE_CONFIGS, 0, 2, "DescribeConfigs", handle_describe_configs},
     {BROKER_API_ALTER_CONFIGS, 0, 1, "AlterConfigs", handle_alter_configs},
     {BROKER_API_CREATE_PARTITIONS, 0, 1, "CreatePartitions", handle_create_partitions},

@@ -12,10 +12,11 @@ members splitting the partitions, fetchOffsets / describeGroups / listGroups,
 deleteGroups (deleted / NON_EMPTY_GROUP / GROUP_ID_NOT_FOUND), a produce to
 an unknown topic without auto-creation (UNKNOWN_TOPIC_OR_PARTITION) and
 createPartitions (grow and write the new partition; shrinking refused),
-alterConfigs / describeConfigs (set replaced, enforced at once). Then
+alterConfigs / describeConfigs (set replaced, enforced at once),
+deleteTopicRecords (low watermark moves, readers start there). Then
 the broker is killed (-9) and restarted on the same data, and a second run
-checks that the log, committed offsets, the group deletion, the grown topic
-and its altered configs persisted.
+checks that the log, committed offsets, the group deletion, the grown topic,
+its altered configs and the deleted records' start persisted.
 
 kafkajs comes from scripts/deps.sh (pinned, into $EDDY_SOURCE_DIR/.deps/node;
 EDDY_NODE_MODULES overrides). The test never reaches the network: without

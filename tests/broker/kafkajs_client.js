@@ -58,7 +58,7 @@ function makeMessages(round, count, tsBase) {
 // Produces msgs in batches of `batch`, each awaited (so per-partition order =
 // send order) with the given acks/compression. Returns the expected records:
 // id -> {partition, offset, key, value, ts}.
-async function produce(producer, topic, msgs, opts, expected) {
+async function produce(producer, topic, msgs, opts, expected, nparts = PARTITIONS) {
   const batch = 25;
   for (let i = 0; i < msgs.length; i += batch) {
     const chunk = msgs.slice(i, i + batch);
@@ -72,7 +72,7 @@ async function produce(producer, topic, msgs, opts, expected) {
     // response gives each partition's base offset.
     const byPart = new Map();
     for (const m of chunk) {
-      const p = kafkaPartition(m.key);
+      const p = kafkaPartition(m.key, nparts);
       if (!byPart.has(p)) byPart.set(p, []);
       byPart.get(p).push(m);
     }
@@ -93,8 +93,10 @@ async function produce(producer, topic, msgs, opts, expected) {
 // Where kafkajs's DefaultPartitioner (Java-compatible murmur2(key) % partitions)
 // puts a keyed message; the broker must store it there.
 const partitioner = Partitioners.DefaultPartitioner();
-const partitionMetadata = [...Array(PARTITIONS).keys()].map(p => ({ partitionId: p, leader: 0 }));
-const kafkaPartition = key => partitioner({ topic: 'any', partitionMetadata, message: { key } });
+const kafkaPartition = (key, n) => partitioner({
+  topic: 'any', message: { key },
+  partitionMetadata: [...Array(n).keys()].map(p => ({ partitionId: p, leader: 0 })),
+});
 
 // Checks one consumed message against what was produced; records it in seen.
 function checkMessage(expected, seen, lastOffset, topic, partition, message) {
@@ -178,6 +180,8 @@ async function restarted() {
       'the grown topic keeps its partitions and data');
     assert.deepEqual(await explicitConfigs(admin, 'kjs-grow'), ['max.message.bytes=2048', 'retention.ms=86400000'],
       'altered configs persist');
+    assert.deepEqual((await admin.fetchTopicOffsets('kjs-trim')).map(o => [o.low, o.high]), [['4', '10']],
+      'deleted records stay deleted');
     step = 'restarted: commits';
     await checkCommittedAtEnd(admin, 'kjs-g2', splitTopic);
     step = 'restarted: deleted group';
@@ -447,6 +451,20 @@ async function main() {
       await strict2.send({ topic: growTopic, messages: [{ partition: 0, value: 'x'.repeat(100) }] });
     } finally { await strict2.disconnect(); }
     log('alterConfigs: set replaced, validateOnly/invalid refused, max.message.bytes enforced at once');
+
+    // ---- deleteTopicRecords: the log start moves; readers start there ------------
+    step = 'deleteTopicRecords';
+    const trim = 'kjs-trim';
+    assert.equal(await admin.createTopics({ topics: [{ topic: trim, numPartitions: 1 }] }), true);
+    const trimmed = new Map();
+    await produce(producer, trim, makeMessages('trim', 10, tsBase), { acks: -1 }, trimmed, 1);
+    await admin.fetchTopicMetadata({ topics: [trim] }); // kafkajs looks the leader up in its cache
+    await admin.deleteTopicRecords({ topic: trim, partitions: [{ partition: 0, offset: '4' }] });
+    assert.deepEqual((await admin.fetchTopicOffsets(trim)).map(o => [o.low, o.high]), [['4', '10']]);
+    const kept = new Map([...trimmed].filter(([, e]) => e.offset >= 4n));
+    const t1 = await consumeAll('kjs-g5', trim, kept, kept.size, 30);
+    assert.equal(t1.lastOffset.get(0), 9n);
+    log('deleteTopicRecords: low watermark 4, a new group reads offsets 4..9 only');
   } finally {
     await producer.disconnect();
     await admin.disconnect();

@@ -584,6 +584,49 @@ static void test_offset_for_time_finds_the_record_inside_a_batch(void **state)
     assert_int_equal(broker_log_offset_for_time(f->log, 331, &ts), -1);
 }
 
+static void test_delete_records_moves_the_start_durably_and_drops_whole_segments(void **state)
+{
+    fixture_t *f = *state;
+    f->conf.segment_bytes = 1000;
+    open_log(f);
+    /* offsets 0..29, one record per batch, ts 10..300, several segments */
+    for (int i = 0; i < 30; i++)
+        append_n(f, 1, (i + 1) * 10, 150);
+    assert_true(tu_file_exists(seg_file(f, 0, ".log")));
+    int64_t low;
+    assert_int_equal(broker_log_delete_records(f->log, 31, &low), CORE_ERR_RANGE);
+    assert_int_equal(broker_log_delete_records(f->log, -1, &low), CORE_ERR_RANGE);
+    assert_int_equal(low, 0);
+    assert_int_equal(broker_log_delete_records(f->log, 12, &low), 0);
+    assert_int_equal(low, 12);
+    assert_int_equal(broker_log_start_offset(f->log), 12);
+    assert_false(tu_file_exists(seg_file(f, 0, ".log"))); /* wholly below 12 */
+    broker_log_slice_t sl;
+    assert_int_equal(broker_log_read(f->log, 11, 1 << 20, &sl), CORE_ERR_RANGE);
+    assert_int_equal(broker_log_read(f->log, 12, 1 << 20, &sl), 0);
+    int64_t a, b;
+    assert_true(slice_batches(&sl, &a, &b) >= 1);
+    assert_true(a <= 12 && b >= 12);
+    broker_log_slice_release(&sl);
+    int64_t ts;
+    assert_int_equal(broker_log_offset_for_time(f->log, 0, &ts), 12);
+    assert_int_equal(ts, 130);
+    assert_int_equal(broker_log_offset_for_time(f->log, 200, &ts), 19);
+    /* lower or equal: nothing changes */
+    assert_int_equal(broker_log_delete_records(f->log, 5, &low), 0);
+    assert_int_equal(low, 12);
+    /* durable across a reopen, clean or not */
+    reopen(f);
+    assert_int_equal(broker_log_start_offset(f->log), 12);
+    assert_int_equal(broker_log_end_offset(f->log), 30);
+    /* up to the end: the log is empty but keeps its offsets */
+    assert_int_equal(broker_log_delete_records(f->log, 30, &low), 0);
+    assert_int_equal(low, 30);
+    assert_int_equal(append_n(f, 1, 400, 20), 30);
+    assert_int_equal(broker_log_start_offset(f->log), 30);
+    assert_int_equal(broker_log_offset_for_time(f->log, 0, &ts), 30);
+}
+
 static void test_leader_epoch_is_stamped_and_checkpointed(void **state)
 {
     fixture_t *f = *state;
@@ -916,6 +959,7 @@ int main(void)
         T(test_slice_keeps_deleted_segment_readable),
         T(test_offset_for_time),
         T(test_offset_for_time_finds_the_record_inside_a_batch),
+        T(test_delete_records_moves_the_start_durably_and_drops_whole_segments),
         T(test_leader_epoch_is_stamped_and_checkpointed),
         T(test_corrupt_non_last_segment_is_reported_not_repaired),
         T(test_unsynced_rolled_segment_torn_by_a_crash_is_cut_with_what_follows),
