@@ -856,6 +856,66 @@ static void test_alter_configs_topics_only_validated(void **state)
     assert_int_equal(broker_topics_find(fx->b->topics, "ac", 2)->conf.retention_ms, 60000);
 }
 
+/* DeleteRecords v1 for one partition; returns the error, *low the answer. */
+static int16_t delete_records(broker_t *b, const char *name, int32_t part, int64_t off,
+                              int64_t *low)
+{
+    core_buf_t f;
+    core_buf_init(&f);
+    hdr_write(&f, 21, 1, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, name, (int64_t)strlen(name));
+    core_wr_i32(&f, 1);
+    core_wr_i32(&f, part);
+    core_wr_i64(&f, off);
+    core_wr_i32(&f, 1000);
+    broker_req_t req;
+    assert_int_equal(run(b, &f, &req), BROKER_PROTO_DONE);
+    core_rd_t rd;
+    core_rd_init(&rd, req.out.data + 8, req.out.len - 8);
+    assert_int_equal(core_rd_i32(&rd), 0); /* throttle */
+    assert_int_equal(core_rd_i32(&rd), 1);
+    assert_int_equal(core_rd_str(&rd).len, (int64_t)strlen(name));
+    assert_int_equal(core_rd_i32(&rd), 1);
+    assert_int_equal(core_rd_i32(&rd), part);
+    *low = core_rd_i64(&rd);
+    int16_t err = core_rd_i16(&rd);
+    assert_int_equal(rd.err, 0);
+    assert_int_equal(core_rd_remain(&rd), 0);
+    broker_req_fini(&req);
+    core_buf_fini(&f);
+    return err;
+}
+
+static void test_delete_records_moves_the_low_watermark(void **state)
+{
+    fixture_t *fx = *state;
+    core_buf_t batch;
+    core_buf_init(&batch);
+    batch_build(&batch, "k", "v");
+    broker_req_t req;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(produce(fx->b, "dr", 1, &batch, &req), BROKER_PROTO_DONE);
+        broker_req_fini(&req);
+    }
+    core_buf_fini(&batch);
+    int64_t low;
+    assert_int_equal(delete_records(fx->b, "nope", 0, 1, &low),
+                     BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    assert_int_equal(low, -1);
+    assert_int_equal(delete_records(fx->b, "dr", 9, 1, &low),
+                     BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    assert_int_equal(delete_records(fx->b, "dr", 0, 4, &low), BROKER_KERR_OFFSET_OUT_OF_RANGE);
+    assert_int_equal(delete_records(fx->b, "dr", 0, 2, &low), 0);
+    assert_int_equal(low, 2);
+    assert_int_equal(delete_records(fx->b, "dr", 0, 1, &low), 0); /* lower: no change */
+    assert_int_equal(low, 2);
+    assert_int_equal(delete_records(fx->b, "dr", 0, -1, &low), 0); /* -1 = high watermark */
+    assert_int_equal(low, 3);
+    broker_topic_t *t = broker_topics_find(fx->b->topics, "dr", 2);
+    assert_int_equal(broker_log_start_offset(t->partitions[0]), 3);
+}
+
 static broker_proto_res_t delete_topic(broker_t *b, const char *name, broker_req_t *req)
 {
     core_buf_t f;
@@ -953,6 +1013,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_bodies_close_without_side_effects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_partitions_grows_only_with_a_valid_assignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_configs_topics_only_validated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_records_moves_the_low_watermark, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
