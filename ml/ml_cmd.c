@@ -140,7 +140,10 @@ static const core_opt_t eval_opts[] = {
 };
 
 static const core_opt_t serve_opts[] = {
-    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE, OPT_THREADS,
+    OPT_APP, OPT_ENGINE, OPT_DATA, OPT_STORE,
+    {"threads", CORE_OPT_INT, "0",
+     "HTTP worker threads, each with its own epoll set of connections (0 = one per core)",
+     offsetof(ml_conf_t, threads)},
     {"listen", CORE_OPT_STR, "127.0.0.1:8000", "HTTP listen address HOST:PORT",
      offsetof(ml_conf_t, listen)},
     {"reload-every", CORE_OPT_DURATION, "0",
