@@ -866,59 +866,61 @@ static int seg_create(broker_log_t *log, int64_t base, int64_t now_ms)
 
 /* ---- recovery point --------------------------------------------------------- */
 
-/* "recovery-point": "0\n<offset>\n". Every segment whose base offset is
- * below it was fsynced (data and indexes) before the file was written. */
-static int rp_save(broker_log_t *log, int64_t rp)
+/* Offset files ("recovery-point", "log-start-offset"): "0\n<offset>\n"
+ * (format version 0), written atomically. */
+static int offset_file_save(const broker_log_t *log, const char *name, int64_t off)
 {
     char text[64];
-    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", rp);
-    int rc = core_fs_write_atomic(log->dir, BROKER_RECOVERY_POINT_FILE, text, (size_t)n, 0644);
+    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", off);
+    return core_fs_write_atomic(log->dir, name, text, (size_t)n, 0644);
+}
+
+/* Reads an offset file into *off; a missing file leaves *off = 0. */
+static int offset_file_load(const broker_log_t *log, const char *name, int64_t *off,
+                            char *errstr, size_t errstr_size)
+{
+    char p[LOG_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", log->dir, name);
+    *off = 0;
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? 0
+                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
+                                           strerror(errno));
+    int version;
+    int64_t v;
+    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &v) == 2 && version == 0 && v >= 0;
+    fclose(f);
+    if (!ok)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
+    *off = v;
+    return 0;
+}
+
+/* "recovery-point": every segment whose base offset is below it was
+ * fsynced (data and indexes) before the file was written. */
+static int rp_save(broker_log_t *log, int64_t rp)
+{
+    int rc = offset_file_save(log, BROKER_RECOVERY_POINT_FILE, rp);
     if (!rc)
         log->recovery_point = rp;
     return rc;
 }
 
+/* Missing = nothing is known to be synced. */
 static int rp_load(broker_log_t *log, char *errstr, size_t errstr_size)
 {
-    char p[LOG_PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_RECOVERY_POINT_FILE);
-    log->recovery_point = 0; /* missing: nothing is known to be synced */
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT ? 0
-                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
-                                           strerror(errno));
-    int version;
-    int64_t rp;
-    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &rp) == 2 && version == 0 && rp >= 0;
-    fclose(f);
-    if (!ok)
-        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
-    log->recovery_point = rp;
-    return 0;
+    return offset_file_load(log, BROKER_RECOVERY_POINT_FILE, &log->recovery_point, errstr,
+                            errstr_size);
 }
 
-/* "log-start-offset": "0\n<offset>\n", written by DeleteRecords only (a
- * log start offset inside a segment; otherwise the first segment's base is
- * the start). Missing = 0. */
+/* "log-start-offset", written by DeleteRecords only (a log start offset
+ * inside a segment; otherwise the first segment's base is the start).
+ * Missing = 0. */
 static int start_load(broker_log_t *log, char *errstr, size_t errstr_size)
 {
-    char p[LOG_PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_LOG_START_FILE);
-    log->deleted_below = 0;
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT ? 0
-                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
-                                           strerror(errno));
-    int version;
-    int64_t off;
-    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &off) == 2 && version == 0 && off >= 0;
-    fclose(f);
-    if (!ok)
-        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
-    log->deleted_below = off;
-    return 0;
+    return offset_file_load(log, BROKER_LOG_START_FILE, &log->deleted_below, errstr,
+                            errstr_size);
 }
 
 /* Removes segment files (recovery dropping segments after a torn one). */
@@ -1599,9 +1601,7 @@ int broker_log_delete_records(broker_log_t *log, int64_t offset, int64_t *low)
         return CORE_ERR_RANGE;
     if (offset <= *low)
         return 0;
-    char text[64];
-    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", offset);
-    int rc = core_fs_write_atomic(log->dir, BROKER_LOG_START_FILE, text, (size_t)n, 0644);
+    int rc = offset_file_save(log, BROKER_LOG_START_FILE, offset);
     if (rc) {
         CORE_ERROR(MOD, "%s: writing %s: %s", log->dir, BROKER_LOG_START_FILE, strerror(rc));
         return CORE_ERR_IO;
