@@ -69,6 +69,10 @@ int als_query_parse(const char *body, size_t len, als_query_t *q, char *errstr,
                     size_t errstr_size);
 void als_query_fini(als_query_t *q);
 
+/* f as printf("%.9g") writes it, without printf; buf needs 24 bytes.
+ * Returns the length. */
+int als_fmt_float(char *buf, float f);
+
 typedef struct als_query_info {
     bool unknown_user;   /* answered by the unknown-user rule */
     int returned;

@@ -903,6 +903,41 @@ static void test_fast_query_path_answers_like_the_float_scan(void **state)
     als_obs_fini(&o);
 }
 
+/* The hand-written "%.9g": the same text as printf for nearly every float
+ * (a last-digit difference is allowed only when the 10th digit sits on a
+ * rounding tie), and always a text that parses back to the same float. */
+static void test_fmt_float_matches_printf_and_round_trips(void **state)
+{
+    (void)state;
+    uint64_t s = g_seed;
+    int differ = 0, n = 0;
+    const float fixed[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 1e-4f, 9.99999e-5f, 1e9f, 999999999.0f,
+                           123456789.0f, 3.4028235e38f, 1.4e-45f, 1.17549435e-38f, 4.5f,
+                           0.30000001f, 2.5e-5f, 100.0f, 1234.5f, 0.000123456789f};
+    for (int k = 0; k < 2000000; k++) {
+        float f;
+        if (k < (int)(sizeof fixed / sizeof fixed[0])) {
+            f = fixed[k];
+        } else {
+            uint32_t bits = (uint32_t)rng_next(&s);
+            memcpy(&f, &bits, 4);
+            if (!isfinite(f))
+                continue;
+        }
+        char a[32], b[32];
+        int la = als_fmt_float(a, f);
+        a[la] = 0;
+        snprintf(b, sizeof b, "%.9g", (double)f);
+        n++;
+        CHECK(strtof(a, NULL) == f || (f != f));
+        if (f != 0 && !!signbit(strtof(a, NULL)) != !!signbit(f)) /* -0 may print as 0 */
+            fail_msg("sign: %s for %.9g", a, (double)f);
+        if (strcmp(a, b) != 0 && differ++ < 5)
+            print_message("fmt: ours %s printf %s\n", a, b);
+    }
+    CHECK(differ * 100000 <= n); /* at most 1 in 100,000 */
+}
+
 /* ---- models --------------------------------------------------------------------- */
 
 static als_model_t *small_model(void)
@@ -1138,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_score_all_and_panel_match_scalar_dot_products),
         cmocka_unit_test(test_qpanel_bounds_enclose_float_scores_with_both_kernels),
         cmocka_unit_test(test_fast_query_path_answers_like_the_float_scan),
+        cmocka_unit_test(test_fmt_float_matches_printf_and_round_trips),
         cmocka_unit_test(test_model_encode_decode_round_trips_everything),
         cmocka_unit_test(test_model_decode_rejects_every_truncation_and_bit_flip),
         cmocka_unit_test(test_model_decode_rejects_bad_structure_under_a_valid_crc),
