@@ -817,7 +817,8 @@ int core_http_start(core_http_t *srv, const char *host, int port, char *errstr,
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, srv->conf.conn_limit, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         srv->conf.idle_timeout_s, NULL};
-    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY,
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        srv->conf.conn_memory ? srv->conf.conn_memory : HTTP_CONN_MEMORY,
                                         NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log,
                                         srv->name};

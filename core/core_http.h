@@ -94,6 +94,10 @@ typedef struct core_http_conf {
     size_t max_body;          /* bytes; 0 = CORE_HTTP_DEFAULT_MAX_BODY */
     unsigned conn_limit;      /* concurrent connections; 0 = 1024 */
     unsigned idle_timeout_s;  /* idle keep-alive connection timeout; 0 = 60 */
+    size_t conn_memory;       /* MHD's per-connection buffer pool (request line,
+                                 headers, read buffer); 0 = 64 KiB. MHD clears
+                                 the pool between requests, so a server of small
+                                 requests at high rates wants it small. */
 } core_http_conf_t;
 
 /* Creates a server (not listening yet). conf may be NULL for defaults; it is
