@@ -62,7 +62,7 @@ static int parse_algo_params(json_t *params, als_engine_t *e, char *errstr, size
 {
     const char *key;
     json_t *v;
-    long long n;
+    long long n = 0;
     /* implicitPrefs first: the defaults of other fields do not depend on it,
      * but the event defaults do. */
     json_object_foreach(params, key, v)
@@ -216,7 +216,7 @@ int als_engine_parse(const char *text, size_t len, als_engine_t *e, char *errstr
                 goto out;
             }
             v = json_object_get(evp, "queryNum");
-            long long n;
+            long long n = 0;
             if (v) {
                 if ((err = get_int(v, "evalParams.queryNum", 1, 1000, &n, errstr, errstr_size)))
                     goto out;

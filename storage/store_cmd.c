@@ -173,7 +173,7 @@ static void reject(import_t *im, int64_t line, const char *msg)
         return;
     }
     reason_t *r = &im->reasons[im->nreasons++];
-    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    snprintf(r->msg, sizeof r->msg, "%.191s", msg); /* reasons are short; a long one is cut */
     r->count = 1;
     r->first_line = line;
 }

@@ -247,7 +247,7 @@ static int rds_load_scripts(rds_t *r, char *errstr, size_t errstr_size)
     for (int i = 0; i < 3; i++) {
         const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
         size_t lens[3] = {6, 4, strlen(scripts[i])};
-        redisReply *rep;
+        redisReply *rep = NULL;
         int err = rds_cmd(r, 3, argv, lens, &rep, errstr, errstr_size);
         if (err)
             return err;
