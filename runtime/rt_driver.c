@@ -1473,16 +1473,26 @@ static void h_job_get(core_http_req_t *req, void *user)
     core_http_reply_json(req, 200, o);
 }
 
-static void h_job_stop(core_http_req_t *req, void *user)
+/* The job a mutating request names (/v1/jobs/<name>/...), after the token
+ * check; NULL when the request was already answered (401 or 404). */
+static job_t *job_for_change(rt_driver_t *d, core_http_req_t *req)
 {
-    rt_driver_t *d = user;
     if (!authorized(d, req))
-        return;
+        return NULL;
     pthread_mutex_lock(&d->mu);
     job_t *j = job_find(d, core_http_req_param(req, "name"));
     pthread_mutex_unlock(&d->mu);
     if (!j)
-        return core_http_reply_error(req, 404, "no job named %s", core_http_req_param(req, "name"));
+        core_http_reply_error(req, 404, "no job named %s", core_http_req_param(req, "name"));
+    return j;
+}
+
+static void h_job_stop(core_http_req_t *req, void *user)
+{
+    rt_driver_t *d = user;
+    job_t *j = job_for_change(d, req);
+    if (!j)
+        return;
     job_stop_thread(d, j);
     char es[256];
     pthread_mutex_lock(&d->mu);
@@ -1498,13 +1508,9 @@ static void h_job_stop(core_http_req_t *req, void *user)
 static void h_job_resume(core_http_req_t *req, void *user)
 {
     rt_driver_t *d = user;
-    if (!authorized(d, req))
-        return;
-    pthread_mutex_lock(&d->mu);
-    job_t *j = job_find(d, core_http_req_param(req, "name"));
-    pthread_mutex_unlock(&d->mu);
+    job_t *j = job_for_change(d, req);
     if (!j)
-        return core_http_reply_error(req, 404, "no job named %s", core_http_req_param(req, "name"));
+        return;
     job_stop_thread(d, j); /* joins a loop that ended by pausing */
     char es[256];
     pthread_mutex_lock(&d->mu);
@@ -1544,13 +1550,9 @@ static int collect_key(const void *key, size_t klen, const void *val, size_t vle
 static void h_job_delete(core_http_req_t *req, void *user)
 {
     rt_driver_t *d = user;
-    if (!authorized(d, req))
-        return;
-    pthread_mutex_lock(&d->mu);
-    job_t *j = job_find(d, core_http_req_param(req, "name"));
-    pthread_mutex_unlock(&d->mu);
+    job_t *j = job_for_change(d, req);
     if (!j)
-        return core_http_reply_error(req, 404, "no job named %s", core_http_req_param(req, "name"));
+        return;
     job_stop_thread(d, j);
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < d->njobs; i++)

@@ -242,6 +242,8 @@ def abi(c):
     check(st == 401, "submit without token -> 401 (%d)" % st)
     for m, p in [("POST", "/v1/jobs/x/stop"), ("POST", "/v1/jobs/x/resume"), ("DELETE", "/v1/jobs/x")]:
         check(c.api(m, p, token=False)[0] == 401, "%s %s without token -> 401" % (m, p))
+        st, body = c.api(m, p)
+        check(st == 404 and b"no job named x" in body, "%s %s of an unknown job -> 404 (%d %s)" % (m, p, st, body))
     check(json.loads(c.api("GET", "/v1/jobs", token=False)[1])["jobs"] == [], "nothing was registered")
     # A good job submits, stops, resumes and deletes with the token.
     c.submit("copy_to_events", "ok")
