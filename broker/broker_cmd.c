@@ -74,42 +74,46 @@ static const core_opt_t broker_opts[] = {
     CORE_OPT_END,
 };
 
-static const char usage_line[] = "eddy broker [--data DIR] [--listen HOST:PORT] [OPTIONS]";
-static const char summary[] =
-    "Runs a single-node broker that speaks the Kafka protocol (kcat, librdkafka, kafka-python,\n"
-    "kafkajs work unchanged). acks=0/1 are answered once the batch is in the log (page cache);\n"
-    "acks=all once it is fsynced (one fsync shared by every batch waiting: group commit).\n"
-    "SIGTERM/SIGINT shut it down cleanly.";
+static const core_cmd_t broker_cmd = {
+    .name = "eddy broker",
+    .usage = "eddy broker [--data DIR] [--listen HOST:PORT] [OPTIONS]",
+    .summary =
+        "Runs a single-node broker that speaks the Kafka protocol (kcat, librdkafka, kafka-python,\n"
+        "kafkajs work unchanged). acks=0/1 are answered once the batch is in the log (page cache);\n"
+        "acks=all once it is fsynced (one fsync shared by every batch waiting: group commit).\n"
+        "SIGTERM/SIGINT shut it down cleanly.",
+    .opts = broker_opts,
+};
+
+/* Settings each valid alone that make no broker together. */
+static int check_conf(const broker_conf_t *conf, char *err, size_t errsz)
+{
+    if (conf->max_partitions < 1 || conf->max_partitions > BROKER_PROTO_MAX_CREATE_PARTITIONS)
+        return core_errf(CORE_ERR_INVAL, err, errsz, "--max-partitions must be in 1..%d",
+                         BROKER_PROTO_MAX_CREATE_PARTITIONS);
+    if (conf->num_partitions < 1 || conf->num_partitions > conf->max_partitions)
+        return core_errf(CORE_ERR_INVAL, err, errsz,
+                         "--num-partitions must be in 1..--max-partitions");
+    if (conf->max_request_bytes < 1024)
+        return core_errf(CORE_ERR_INVAL, err, errsz, "--max-request-bytes must be >= 1KiB");
+    return CORE_OK;
+}
 
 int cmd_broker(int argc, char **argv)
 {
     broker_conf_t conf;
     broker_conf_default(&conf);
     char err[512] = "";
-    int rc = core_conf_defaults(broker_opts, &conf, err, sizeof err);
     char *pos[argc + 1];
-    int npos = 0;
-    bool help = false;
-    if (!rc)
-        rc = core_conf_parse_args(broker_opts, &conf, argc, argv, pos, &npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, usage_line, summary, broker_opts);
-        core_conf_free(broker_opts, &conf);
-        return 0;
-    }
-    if (!rc && npos > 0)
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "unexpected argument '%s'", pos[0]);
-    if (!rc && (conf.max_partitions < 1 || conf.max_partitions > BROKER_PROTO_MAX_CREATE_PARTITIONS))
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-partitions must be in 1..%d",
-                       BROKER_PROTO_MAX_CREATE_PARTITIONS);
-    if (!rc && (conf.num_partitions < 1 || conf.num_partitions > conf.max_partitions))
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--num-partitions must be in 1..--max-partitions");
-    if (!rc && conf.max_request_bytes < 1024)
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-request-bytes must be >= 1KiB");
-    if (rc) {
+    int npos;
+    int rc = core_conf_begin(&broker_cmd, &conf, argc, argv, pos, &npos);
+    if (rc == CORE_CONF_RUN && check_conf(&conf, err, sizeof err)) {
         fprintf(stderr, "eddy broker: %s\n", err);
+        rc = 2;
+    }
+    if (rc != CORE_CONF_RUN) {
         core_conf_free(broker_opts, &conf);
-        return 2;
+        return rc;
     }
 
     broker_t *b = NULL;

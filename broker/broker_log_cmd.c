@@ -362,31 +362,28 @@ static int dump_path(const char *path, bool verify)
     return r.problems ? 1 : 0;
 }
 
+static const core_cmd_t log_cmd = {
+    .name = "eddy log",
+    .usage = "eddy log dump PATH [--verify]",
+    .summary = "Prints and checks a partition log: PATH is a segment file (NNN.log) or a\n"
+               "partition directory. Each batch is validated as recovery does (length, magic,\n"
+               "CRC-32C, contiguous offsets), and the .index/.timeindex entries are checked\n"
+               "against the batches. Read-only. Exit status 0 ok, 1 problems found, 2 error.",
+    .opts = dump_opts,
+    .takes_args = true,
+};
+
 int cmd_log(int argc, char **argv)
 {
-    static const char usage[] = "eddy log dump PATH [--verify]";
-    static const char summary[] =
-        "Prints and checks a partition log: PATH is a segment file (NNN.log) or a\n"
-        "partition directory. Each batch is validated as recovery does (length, magic,\n"
-        "CRC-32C, contiguous offsets), and the .index/.timeindex entries are checked\n"
-        "against the batches. Read-only. Exit status 0 ok, 1 problems found, 2 error.";
     dump_conf_t c;
-    char err[256];
     char **pos = core_xcalloc((size_t)argc + 1, sizeof *pos);
-    int npos = 0, rc = 2;
-    bool help = false;
-    if (core_conf_defaults(dump_opts, &c, err, sizeof err) ||
-        core_conf_parse_args(dump_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy log: %s\n", err);
+    int npos;
+    int rc = core_conf_begin(&log_cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, dump_opts);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     if (npos != 2 || strcmp(pos[0], "dump")) {
-        core_conf_usage(stderr, usage, summary, dump_opts);
+        core_conf_usage(stderr, log_cmd.usage, log_cmd.summary, dump_opts);
         goto out;
     }
     rc = dump_path(pos[1], c.verify);

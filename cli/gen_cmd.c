@@ -159,33 +159,30 @@ static int gen_clicklog(gen_conf_t *c)
     return rc;
 }
 
+static const core_cmd_t gen_cmd = {
+    .name = "eddy gen",
+    .usage = "eddy gen clicklog [--users N] [--items M] [--lines L] [--rate R] "
+             "[--seed S] (--output FILE | --topic T [--broker HOST:PORT])",
+    .summary = "Generates realistic click log lines (timestamp, ^B-separated pairs, a\n"
+               "^C-delimited data_array of events) with skewed item popularity and\n"
+               "sessions, for the demo and the benchmarks.",
+    .opts = gen_opts,
+    .takes_args = true,
+};
+
 int cmd_gen(int argc, char **argv)
 {
-    static const char *usage = "eddy gen clicklog [--users N] [--items M] [--lines L] [--rate R] "
-                               "[--seed S] (--output FILE | --topic T [--broker HOST:PORT])";
     gen_conf_t c;
-    char err[256];
     char *pos[argc + 1];
     int npos;
-    bool help;
-    core_conf_defaults(gen_opts, &c, err, sizeof err);
-    int rc = core_conf_parse_args(gen_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, usage,
-                        "Generates realistic click log lines (timestamp, ^B-separated pairs, a\n"
-                        "^C-delimited data_array of events) with skewed item popularity and\n"
-                        "sessions, for the demo and the benchmarks.",
-                        gen_opts);
-        core_conf_free(gen_opts, &c);
-        return 0;
+    int rc = core_conf_begin(&gen_cmd, &c, argc, argv, pos, &npos);
+    if (rc == CORE_CONF_RUN && (npos != 1 || strcmp(pos[0], "clicklog"))) {
+        fprintf(stderr, "eddy gen: expected the generator name 'clicklog'\nusage: %s\n",
+                gen_cmd.usage);
+        rc = 2;
     }
-    if (rc || npos != 1 || strcmp(pos[0], "clicklog")) {
-        fprintf(stderr, "eddy gen: %s\nusage: %s\n", rc ? err : "expected the generator name 'clicklog'",
-                usage);
-        core_conf_free(gen_opts, &c);
-        return 2;
-    }
-    rc = gen_clicklog(&c);
+    if (rc == CORE_CONF_RUN)
+        rc = gen_clicklog(&c);
     core_conf_free(gen_opts, &c);
     return rc;
 }

@@ -256,28 +256,24 @@ static void print_model(const char *serve)
     json_decref(m);
 }
 
+static const core_cmd_t status_cmd = {
+    .name = "eddy status",
+    .usage = "eddy status [--data DIR]",
+    .summary = "Shows what `eddy up` runs on DIR: roles, topics with rates, consumer\n"
+               "groups with lag status, jobs with their last batch, retraining\n"
+               "schedules with their last run, the deployed model.",
+    .opts = status_opts,
+};
+
 int cmd_status(int argc, char **argv)
 {
     status_conf_t c;
-    char err[256];
     char *pos[argc + 1];
     int npos;
-    bool help;
-    core_conf_defaults(status_opts, &c, err, sizeof err);
-    int rc = core_conf_parse_args(status_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, "eddy status [--data DIR]",
-                        "Shows what `eddy up` runs on DIR: roles, topics with rates, consumer\n"
-                        "groups with lag status, jobs with their last batch, retraining\n"
-                        "schedules with their last run, the deployed model.",
-                        status_opts);
+    int rc = core_conf_begin(&status_cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN) {
         core_conf_free(status_opts, &c);
-        return 0;
-    }
-    if (rc || npos) {
-        fprintf(stderr, "eddy status: %s\n", rc ? err : "unexpected argument");
-        core_conf_free(status_opts, &c);
-        return 2;
+        return rc;
     }
     json_t *st = load_json(c.data, "status.json"), *ep = load_json(c.data, "endpoints.json");
     if (!st || !ep) {

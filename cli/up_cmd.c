@@ -205,26 +205,35 @@ static void write_endpoints(const up_conf_t *c)
     fclose(f);
 }
 
-/* Parses flags twice: once to find --config, then (after the file) again so flags win. */
-static int load_conf(up_conf_t *c, int argc, char **argv, bool *help, char *err, size_t errsz)
+static const core_cmd_t up_cmd = {
+    .name = "eddy up",
+    .usage = "eddy up [--data DIR] [--config FILE] [--bind ADDR] [OPTIONS]",
+    .summary = "Starts the whole system on this machine under one supervisor: broker,\n"
+               "schema registry, event server, driver (jobs and retraining schedules),\n"
+               "workers and query server. Crashed roles restart with back-off;\n"
+               "SIGTERM/^C stops all in dependency order. Logs: DIR/logs. See\n"
+               "`eddy status --data DIR`. Retraining: eddy schedule train --driver\n"
+               "127.0.0.1:7077 --driver-data DIR/driver ... (the runs use DIR's store).\n"
+               "Every option can also be set in the --config file as e.g. broker.port = 9092.",
+    .opts = up_opts,
+};
+
+/* With --config: starts again from the defaults, reads the file, then the
+ * flags once more, so flags win over the file. */
+static int load_config_file(up_conf_t *c, int argc, char **argv, char *err, size_t errsz)
 {
+    if (!c->config)
+        return 0;
     char *pos[argc + 1];
     int npos;
+    bool help;
+    char *file = strdup(c->config);
+    core_conf_free(up_opts, c);
     core_conf_defaults(up_opts, c, err, errsz);
-    int rc = core_conf_parse_args(up_opts, c, argc, argv, pos, &npos, help, err, errsz);
-    if (rc || *help)
-        return rc;
-    if (npos)
-        return snprintf(err, errsz, "unexpected argument '%s'", pos[0]), 2;
-    if (c->config) {
-        char *file = strdup(c->config);
-        core_conf_free(up_opts, c);
-        core_conf_defaults(up_opts, c, err, errsz);
-        rc = core_conf_load_file(up_opts, c, file, NULL, err, errsz);
-        free(file);
-        if (!rc)
-            rc = core_conf_parse_args(up_opts, c, argc, argv, pos, &npos, help, err, errsz);
-    }
+    int rc = core_conf_load_file(up_opts, c, file, NULL, err, errsz);
+    free(file);
+    if (!rc)
+        rc = core_conf_parse_args(up_opts, c, argc, argv, pos, &npos, &help, err, errsz);
     return rc;
 }
 
@@ -232,25 +241,16 @@ int cmd_up(int argc, char **argv)
 {
     up_conf_t c;
     char err[1024];
-    bool help = false;
-    int rc = load_conf(&c, argc, argv, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, "eddy up [--data DIR] [--config FILE] [--bind ADDR] [OPTIONS]",
-                        "Starts the whole system on this machine under one supervisor: broker,\n"
-                        "schema registry, event server, driver (jobs and retraining schedules),\n"
-                        "workers and query server. Crashed roles restart with back-off;\n"
-                        "SIGTERM/^C stops all in dependency order. Logs: DIR/logs. See\n"
-                        "`eddy status --data DIR`. Retraining: eddy schedule train --driver\n"
-                        "127.0.0.1:7077 --driver-data DIR/driver ... (the runs use DIR's store).\n"
-                        "Every option can also be set in the --config file as e.g. broker.port = 9092.",
-                        up_opts);
-        core_conf_free(up_opts, &c);
-        return 0;
-    }
-    if (rc) {
+    char *pos[argc + 1];
+    int npos;
+    int rc = core_conf_begin(&up_cmd, &c, argc, argv, pos, &npos);
+    if (rc == CORE_CONF_RUN && load_config_file(&c, argc, argv, err, sizeof err)) {
         fprintf(stderr, "eddy up: %s\n", err);
+        rc = 2;
+    }
+    if (rc != CORE_CONF_RUN) {
         core_conf_free(up_opts, &c);
-        return 2;
+        return rc;
     }
     if (mkdir(c.data, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "eddy up: cannot create %s: %s\n", c.data, strerror(errno));

@@ -40,25 +40,6 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Parses argv with opts into target. Returns -1 to continue, else the exit
- * status to return (0 after --help, 2 after a usage error). */
-static int parse_or_exit(const core_opt_t *opts, void *target, int argc, char **argv, char **pos,
-                         int *npos, const char *usage, const char *summary)
-{
-    char err[256];
-    bool help = false;
-    if (core_conf_defaults(opts, target, err, sizeof err) ||
-        core_conf_parse_args(opts, target, argc, argv, pos, npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy: %s\n(see %s --help)\n", err, usage);
-        return EXIT_USAGE;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, opts);
-        return 0;
-    }
-    return -1;
-}
-
 /* ---- eddy topics ------------------------------------------------------------- */
 
 typedef struct topics_args {
@@ -134,8 +115,14 @@ int cmd_topics(int argc, char **argv)
     topics_args_t a;
     memset(&a, 0, sizeof a);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    int npos = 0, rc = parse_or_exit(opts, &a, argc - 1, argv + 1, pos, &npos, usage, summary);
-    if (rc >= 0)
+    int npos;
+    const core_cmd_t cmd = {.name = "eddy topics",
+                            .usage = usage,
+                            .summary = summary,
+                            .opts = opts,
+                            .takes_args = true};
+    int rc = core_conf_begin(&cmd, &a, argc - 1, argv + 1, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     rc = EXIT_USAGE;
     if (npos != (is_list ? 0 : 1)) {
@@ -244,16 +231,21 @@ static const core_opt_t produce_opts[] = {
 
 int cmd_produce(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy produce",
+        .usage = "eddy produce --topic T [OPTIONS] < records",
+        .summary = "Writes stdin to a topic, one record per line ('\\n' ends a record "
+                   "and is not part of it;\nempty lines are skipped). Exit status 1 if "
+                   "any record was not acknowledged.",
+        .opts = produce_opts,
+        .takes_args = true,
+    };
     produce_args_t a;
     memset(&a, 0, sizeof a);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
-    int rc = parse_or_exit(produce_opts, &a, argc, argv, pos, &npos,
-                           "eddy produce --topic T [OPTIONS] < records",
-                           "Writes stdin to a topic, one record per line ('\\n' ends a record "
-                           "and is not part of it;\nempty lines are skipped). Exit status 1 if "
-                           "any record was not acknowledged.");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &a, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     rc = EXIT_USAGE;
     if (npos) {
@@ -398,22 +390,22 @@ static const core_opt_t consume_opts[] = {
 
 int cmd_consume(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy consume",
+        .usage = "eddy consume --topic T [OPTIONS]",
+        .summary = "Prints a topic's records to stdout, one per line (the value; or "
+                   "JSON with --json).\nRuns until --max-messages, --exit-at-end or "
+                   "SIGINT/SIGTERM. Never joins a group unless --group is given.",
+        .opts = consume_opts,
+    };
     consume_args_t a;
     memset(&a, 0, sizeof a);
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
-    int rc = parse_or_exit(consume_opts, &a, argc, argv, pos, &npos,
-                           "eddy consume --topic T [OPTIONS]",
-                           "Prints a topic's records to stdout, one per line (the value; or "
-                           "JSON with --json).\nRuns until --max-messages, --exit-at-end or "
-                           "SIGINT/SIGTERM. Never joins a group unless --group is given.");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &a, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     rc = EXIT_USAGE;
-    if (npos) {
-        fprintf(stderr, "eddy consume: unexpected argument '%s'\n", pos[0]);
-        goto out;
-    }
     if (!a.topic || !*a.topic) {
         fprintf(stderr, "eddy consume: --topic is required\n");
         goto out;

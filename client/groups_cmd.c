@@ -110,23 +110,6 @@ static rd_kafka_AdminOptions_t *admin_opts(rd_kafka_t *rk, rd_kafka_admin_op_t o
     return o;
 }
 
-static int parse(const core_opt_t *opts, groups_args_t *a, int argc, char **argv, char **pos,
-                 int *npos, const char *usage, const char *summary)
-{
-    char err[256];
-    bool help = false;
-    if (core_conf_defaults(opts, a, err, sizeof err) ||
-        core_conf_parse_args(opts, a, argc, argv, pos, npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy groups: %s\n", err);
-        return EXIT_USAGE;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, opts);
-        return 0;
-    }
-    return -1;
-}
-
 /* ---- list ---------------------------------------------------------------------------- */
 static int groups_list(groups_args_t *a)
 {
@@ -582,8 +565,13 @@ int cmd_groups(int argc, char **argv)
     int npos = 0;
     char usage[128];
     snprintf(usage, sizeof usage, "eddy groups %s%s [OPTIONS]", sub, strcmp(sub, "list") ? " GROUP" : "");
-    int rc = parse(opts, &a, argc - 1, argv + 1, pos, &npos, usage, summary);
-    if (rc >= 0)
+    const core_cmd_t cmd = {.name = "eddy groups",
+                            .usage = usage,
+                            .summary = summary,
+                            .opts = opts,
+                            .takes_args = true};
+    int rc = core_conf_begin(&cmd, &a, argc - 1, argv + 1, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     int want = strcmp(sub, "list") ? 1 : 0;
     if (npos != want) {

@@ -282,6 +282,28 @@ void core_conf_usage(FILE *out, const char *usage, const char *summary, const co
     }
 }
 
+int core_conf_begin(const core_cmd_t *cmd, void *target, int argc, char **argv, char **pos,
+                    int *npos)
+{
+    char err[512];
+    bool help = false;
+    *npos = 0;
+    int rc = core_conf_defaults(cmd->opts, target, err, sizeof err);
+    if (!rc)
+        rc = core_conf_parse_args(cmd->opts, target, argc, argv, pos, npos, &help, err, sizeof err);
+    if (help) {
+        core_conf_usage(stdout, cmd->usage, cmd->summary, cmd->opts);
+        return 0;
+    }
+    if (!rc && *npos > 0 && !cmd->takes_args)
+        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "unexpected argument '%s'", pos[0]);
+    if (rc) {
+        fprintf(stderr, "%s: %s\nusage: %s\n", cmd->name, err, cmd->usage);
+        return 2;
+    }
+    return CORE_CONF_RUN;
+}
+
 void core_conf_free(const core_opt_t *opts, void *target)
 {
     for (const core_opt_t *o = opts; o->name; o++) {

@@ -7,6 +7,8 @@
  *   - the properties reader: "prefix.name=value" lines (Kafka-style), for `eddy up --config`
  *   - `--help`:              generated from the table, so help never drifts
  * so a setting cannot exist in one form and not the other.
+ * A command starts with core_conf_begin (defaults, flags, --help, usage
+ * errors in one call), so every command answers --help and bad flags alike.
  *
  * Values are stored into a caller-owned struct at the given offsets:
  *   CORE_OPT_STR      char *        (heap copy; core_conf_free releases it)
@@ -74,6 +76,31 @@ int core_conf_load_file(const core_opt_t *opts, void *target, const char *path,
 
 /* Prints "usage" then one line per option with its default. */
 void core_conf_usage(FILE *out, const char *usage, const char *summary, const core_opt_t *opts);
+
+/* One command's face: its settings table and what --help and usage errors say. */
+typedef struct core_cmd {
+    const char *name;    /* starts every error line: "eddy import" */
+    const char *usage;   /* the usage line, without "usage: " */
+    const char *summary; /* what the command does; --help prints it under the usage line */
+    const core_opt_t *opts;
+    bool takes_args; /* false: a positional argument is a usage error */
+} core_cmd_t;
+
+/* core_conf_begin's "go on and run the command" (any other return is an exit status). */
+#define CORE_CONF_RUN (-1)
+
+/* The start every command shares, so that each says --help and usage errors
+ * the same way: applies cmd->opts' defaults to target, parses argv into it
+ * (positional arguments to pos/npos as core_conf_parse_args does) and
+ * answers --help.
+ * Returns CORE_CONF_RUN when the command should run; otherwise the exit
+ * status to return: 0 after --help was printed to stdout, 2 after
+ * "NAME: ERROR" and "usage: USAGE" were printed to stderr (bad flag or value,
+ * or a positional argument when !cmd->takes_args). --help wins over a bad
+ * flag after it: the user asked what the flags are.
+ * On every return the caller releases target with core_conf_free(cmd->opts, target). */
+int core_conf_begin(const core_cmd_t *cmd, void *target, int argc, char **argv, char **pos,
+                    int *npos);
 
 /* Frees heap strings and lists stored in target. */
 void core_conf_free(const core_opt_t *opts, void *target);

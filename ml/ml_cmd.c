@@ -159,42 +159,34 @@ static int open_store(const ml_conf_t *c, store_t **s, char *err, size_t errsz)
     return store_open_dir(c->data, NULL, s, err, errsz);
 }
 
-/* Common start: flags, help, engine.json, app name. Returns -1 to go on,
- * else the exit status. */
-static int cmd_begin(const char *name, const core_opt_t *opts, const char *usage,
-                     const char *summary, int argc, char **argv, ml_conf_t *c, als_engine_t *e,
+/* Common start: flags and --help (core_conf_begin), then engine.json and the
+ * app name. Returns -1 to go on, else the exit status. */
+static int cmd_begin(const core_cmd_t *cmd, int argc, char **argv, ml_conf_t *c, als_engine_t *e,
                      char **pos, int *npos)
 {
     char err[512];
-    bool help = false;
     memset(c, 0, sizeof(*c));
-    core_conf_defaults(opts, c, err, sizeof(err));
-    if (core_conf_parse_args(opts, c, argc, argv, pos, npos, &help, err, sizeof(err))) {
-        fprintf(stderr, "eddy %s: %s\n", name, err);
-        return 2;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, opts);
-        return 0;
-    }
+    int rc = core_conf_begin(cmd, c, argc, argv, pos, npos);
+    if (rc != CORE_CONF_RUN)
+        return rc;
     if (c->threads < 0 || c->threads > 1024) {
-        fprintf(stderr, "eddy %s: --threads must be 0..1024\n", name);
+        fprintf(stderr, "%s: --threads must be 0..1024\n", cmd->name);
         return 2;
     }
-    int rc = als_engine_load(c->engine, e, err, sizeof(err));
+    rc = als_engine_load(c->engine, e, err, sizeof(err));
     if (rc) {
-        fprintf(stderr, "eddy %s: %s\n", name, err);
+        fprintf(stderr, "%s: %s\n", cmd->name, err);
         return 2;
     }
     if (c->app && strlen(c->app) <= ALS_MODEL_MAX_NAME)
         snprintf(e->app, sizeof(e->app), "%s", c->app);
     if (!e->app[0] && !c->ratings) {
-        fprintf(stderr, "eddy %s: no app: give --app NAME or datasource.params.appName\n", name);
+        fprintf(stderr, "%s: no app: give --app NAME or datasource.params.appName\n", cmd->name);
         return 2;
     }
     if (!e->app[0])
         snprintf(e->app, sizeof(e->app), "file");
-    return -1;
+    return CORE_CONF_RUN;
 }
 
 static int load_input(const ml_conf_t *c, const als_engine_t *e, als_obs_t *obs,
@@ -356,26 +348,29 @@ static int parse_tolerance(const char *txt, double *tol)
 
 int cmd_train(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy train",
+        .usage = "eddy train --app NAME --engine engine.json [--data DIR | --store URL] [--force]",
+        .summary =
+            "Trains an ALS model on the app's events (rate/buy for explicit engines, view/buy\n"
+            "for implicit ones), measures it on a seeded holdout, and promotes it unless it is\n"
+            "worse than the deployed model by more than --tolerance (the quality gate; exit\n"
+            "status 3 when it keeps the old model). The model is stored in the event store,\n"
+            "versioned per (app, engine id); `eddy serve` picks it up on POST /reload or with\n"
+            "--reload-every. Every run is recorded in the store (eddy model runs);\n"
+            "--result-json also writes it to a file (the driver's scheduled runs use it).",
+        .opts = train_opts,
+    };
     ml_conf_t c;
     als_engine_t e;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = cmd_begin(
-        "train", train_opts,
-        "eddy train --app NAME --engine engine.json [--data DIR | --store URL] [--force]",
-        "Trains an ALS model on the app's events (rate/buy for explicit engines, view/buy\n"
-        "for implicit ones), measures it on a seeded holdout, and promotes it unless it is\n"
-        "worse than the deployed model by more than --tolerance (the quality gate; exit\n"
-        "status 3 when it keeps the old model). The model is stored in the event store,\n"
-        "versioned per (app, engine id); `eddy serve` picks it up on POST /reload or with\n"
-        "--reload-every. Every run is recorded in the store (eddy model runs);\n"
-        "--result-json also writes it to a file (the driver's scheduled runs use it).",
-        argc, argv, &c, &e, pos, &npos);
-    if (rc >= 0)
+    int rc = cmd_begin(&cmd, argc, argv, &c, &e, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out_conf;
     double tol;
-    if (npos || parse_tolerance(c.tolerance, &tol)) {
-        fprintf(stderr, "eddy train: %s\n", npos ? "unexpected argument" : "bad --tolerance");
+    if (parse_tolerance(c.tolerance, &tol)) {
+        fprintf(stderr, "eddy train: bad --tolerance\n");
         rc = 2;
         goto out_conf;
     }
@@ -442,19 +437,23 @@ static void apply_axis(als_params_t *p, const grid_axis_t *ax, double v)
 
 int cmd_eval(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy eval",
+        .usage = "eddy eval --app NAME --engine engine.json [--grid rank=10,20 lambda=0.05,0.1]",
+        .summary =
+            "Evaluates the engine on a holdout split of the app's events (random or by time)\n"
+            "and prints one table row per parameter combination: RMSE/MAE for explicit\n"
+            "engines; precision/recall/MAP/NDCG@k and the most-popular baseline for implicit\n"
+            "ones. Stores nothing.",
+        .opts = eval_opts,
+        .takes_args = true,
+    };
     ml_conf_t c;
     als_engine_t e;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = cmd_begin(
-        "eval", eval_opts,
-        "eddy eval --app NAME --engine engine.json [--grid rank=10,20 lambda=0.05,0.1]",
-        "Evaluates the engine on a holdout split of the app's events (random or by time)\n"
-        "and prints one table row per parameter combination: RMSE/MAE for explicit\n"
-        "engines; precision/recall/MAP/NDCG@k and the most-popular baseline for implicit\n"
-        "ones. Stores nothing.",
-        argc, argv, &c, &e, pos, &npos);
-    if (rc >= 0)
+    int rc = cmd_begin(&cmd, argc, argv, &c, &e, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out_conf;
     rc = 2;
     char err[512];
@@ -606,27 +605,26 @@ static int serve_loader(void *opaque, als_model_t **out, char *err, size_t errsz
 
 int cmd_serve(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy serve",
+        .usage = "eddy serve --app NAME --engine engine.json [--data DIR] [--listen HOST:PORT]",
+        .summary =
+            "Serves the deployed model with PredictionIO's engine-server API:\n"
+            "POST /queries.json {\"user\":\"u1\",\"num\":10} or {\"items\":[\"i1\"],\"num\":10},\n"
+            "optional categories/categoryBlackList/whiteList/blackList; GET / (model info),\n"
+            "POST /reload (switch to the newest model without dropping a query), GET /metrics.",
+        .opts = serve_opts,
+    };
     ml_conf_t c;
     als_engine_t e;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = cmd_begin(
-        "serve", serve_opts,
-        "eddy serve --app NAME --engine engine.json [--data DIR] [--listen HOST:PORT]",
-        "Serves the deployed model with PredictionIO's engine-server API:\n"
-        "POST /queries.json {\"user\":\"u1\",\"num\":10} or {\"items\":[\"i1\"],\"num\":10},\n"
-        "optional categories/categoryBlackList/whiteList/blackList; GET / (model info),\n"
-        "POST /reload (switch to the newest model without dropping a query), GET /metrics.",
-        argc, argv, &c, &e, pos, &npos);
-    if (rc >= 0)
+    int rc = cmd_begin(&cmd, argc, argv, &c, &e, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out_conf;
     rc = 2;
     char err[512], host[256];
     int port;
-    if (npos) {
-        fprintf(stderr, "eddy serve: unexpected argument '%s'\n", pos[0]);
-        goto out_conf;
-    }
     if (core_parse_hostport(c.listen, host, sizeof(host), &port)) {
         fprintf(stderr, "eddy serve: bad --listen '%s' (want HOST:PORT)\n", c.listen);
         goto out_conf;
@@ -744,19 +742,23 @@ static json_t *floats_json(const float *x, int n)
 
 int cmd_model(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy model",
+        .usage = "eddy model [show|dump|runs] --app NAME --engine engine.json [--data DIR]",
+        .summary = "Reads the deployed model from the store, checks it (CRC and every\n"
+                   "structural rule of the decoder) and prints it as JSON: `show` gives\n"
+                   "version, params, metrics and counts; `dump` adds ids, categories, seen\n"
+                   "items and all factors. `runs` prints the recorded training runs (manual\n"
+                   "and scheduled), newest first.",
+        .opts = model_opts,
+        .takes_args = true,
+    };
     ml_conf_t c;
     als_engine_t e;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = cmd_begin("model", model_opts,
-                       "eddy model [show|dump|runs] --app NAME --engine engine.json [--data DIR]",
-                       "Reads the deployed model from the store, checks it (CRC and every\n"
-                       "structural rule of the decoder) and prints it as JSON: `show` gives\n"
-                       "version, params, metrics and counts; `dump` adds ids, categories, seen\n"
-                       "items and all factors. `runs` prints the recorded training runs (manual\n"
-                       "and scheduled), newest first.",
-                       argc, argv, &c, &e, pos, &npos);
-    if (rc >= 0)
+    int rc = cmd_begin(&cmd, argc, argv, &c, &e, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out_conf;
     rc = 2;
     bool dump = false;

@@ -74,13 +74,6 @@ static const core_opt_t sched_opts[] = {
 };
 #undef O
 
-static const char *usage = "eddy schedule train --app NAME --engine FILE [--data DIR | --store "
-                           "URL] (--every 1h | --cron EXPR) "
-                           "[--name N] [--driver HOST:PORT]\n"
-                           "       eddy schedule list [--driver HOST:PORT] [--runs N]\n"
-                           "       eddy schedule delete NAME [--driver HOST:PORT]\n"
-                           "       eddy schedule run-now NAME [--driver HOST:PORT]";
-
 /* --token, else $EDDY_TOKEN, else DIR/token. Heap string or NULL. */
 static char *resolve_token(const sched_cli_t *c)
 {
@@ -427,35 +420,36 @@ static int sched_list(const sched_cli_t *c)
 
 /* ---- the command ------------------------------------------------------------------ */
 
+static const core_cmd_t sched_cmd = {
+    .name = "eddy schedule",
+    .usage = "eddy schedule train --app NAME --engine FILE [--data DIR | --store "
+             "URL] (--every 1h | --cron EXPR) "
+             "[--name N] [--driver HOST:PORT]\n"
+             "       eddy schedule list [--driver HOST:PORT] [--runs N]\n"
+             "       eddy schedule delete NAME [--driver HOST:PORT]\n"
+             "       eddy schedule run-now NAME [--driver HOST:PORT]",
+    .summary = "Retraining schedules, kept and run by the driver (eddy driver; `eddy up`\n"
+               "runs one). `train` registers one: the driver runs `eddy train` with the\n"
+               "stored engine.json text every DURATION or at cron times (UTC), one run at\n"
+               "a time, and records each run. `list` shows schedules and their runs\n"
+               "(start, duration, status, events used, metric, promoted or why not).\n"
+               "`delete NAME` removes one (killing a run in progress), `run-now NAME`\n"
+               "starts a run at once. Servers pick promoted models up with\n"
+               "`eddy serve --reload-every`.",
+    .opts = sched_opts,
+    .takes_args = true,
+};
+
 int cmd_schedule(int argc, char **argv)
 {
     sched_cli_t c;
-    char err[512];
     char *pos[argc + 1];
-    int npos = 0;
-    bool help = false;
+    int npos;
     memset(&c, 0, sizeof c);
-    core_conf_defaults(sched_opts, &c, err, sizeof err);
-    int rc = 2;
-    if (core_conf_parse_args(sched_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy schedule: %s\nusage: %s\n", err, usage);
+    int rc = core_conf_begin(&sched_cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(
-            stdout, usage,
-            "Retraining schedules, kept and run by the driver (eddy driver; `eddy up`\n"
-            "runs one). `train` registers one: the driver runs `eddy train` with the\n"
-            "stored engine.json text every DURATION or at cron times (UTC), one run at\n"
-            "a time, and records each run. `list` shows schedules and their runs\n"
-            "(start, duration, status, events used, metric, promoted or why not).\n"
-            "`delete NAME` removes one (killing a run in progress), `run-now NAME`\n"
-            "starts a run at once. Servers pick promoted models up with\n"
-            "`eddy serve --reload-every`.",
-            sched_opts);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     const char *sub = npos ? pos[0] : "";
     if (c.runs < 0 || c.runs > 50) {
         fprintf(stderr, "eddy schedule: --runs must be 0..50\n");
@@ -492,7 +486,7 @@ int cmd_schedule(int argc, char **argv)
     } else {
         fprintf(stderr,
                 "eddy schedule: want train | list | delete NAME | run-now NAME\nusage: %s\n",
-                usage);
+                sched_cmd.usage);
     }
 out:
     core_conf_free(sched_opts, &c);

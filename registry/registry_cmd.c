@@ -27,27 +27,25 @@ static const core_opt_t reg_opts[] = {
     CORE_OPT_END,
 };
 
+static const core_cmd_t reg_cmd = {
+    .name = "eddy registry",
+    .usage = "eddy registry [--broker HOST:PORT] [--listen HOST:PORT]",
+    .summary = "Runs the schema registry: the Confluent Schema Registry REST API for Avro\n"
+               "schemas, with compatibility checking, stored durably in the broker topic\n"
+               "_schemas (replayed at start).",
+    .opts = reg_opts,
+};
+
 int cmd_registry(int argc, char **argv)
 {
     reg_conf_t c;
     char err[512];
     char *pos[argc + 1];
-    int npos, rc = 2;
-    bool help;
-    core_conf_defaults(reg_opts, &c, err, sizeof err);
-    if (core_conf_parse_args(reg_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err) || npos) {
-        fprintf(stderr, "eddy registry: %s\n", npos ? "unexpected argument" : err);
+    int npos;
+    int rc = core_conf_begin(&reg_cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(stdout, "eddy registry [--broker HOST:PORT] [--listen HOST:PORT]",
-                        "Runs the schema registry: the Confluent Schema Registry REST API for Avro\n"
-                        "schemas, with compatibility checking, stored durably in the broker topic\n"
-                        "_schemas (replayed at start).",
-                        reg_opts);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     char host[256];
     int port;
     if (core_parse_hostport(c.listen, host, sizeof host, &port)) {

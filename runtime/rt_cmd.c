@@ -46,26 +46,6 @@ static void self_exe(char *out, size_t size)
     out[n > 0 ? n : 0] = 0;
 }
 
-/* Parses args with a table; prints help or errors. Returns -1 to continue,
- * else the exit status. */
-static int parse(const core_opt_t *opts, void *c, int argc, char **argv, char **pos, int *npos,
-                 const char *cmd, const char *usage, const char *summary)
-{
-    char err[512];
-    bool help = false;
-    core_conf_defaults(opts, c, err, sizeof err);
-    int rc = core_conf_parse_args(opts, c, argc, argv, pos, npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, usage, summary, opts);
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "eddy %s: %s\nusage: %s\n", cmd, err, usage);
-        return 2;
-    }
-    return -1;
-}
-
 /* --token, else $EDDY_TOKEN, else DIR/token. Returns a heap string or NULL. */
 static char *resolve_token(const char *token, const char *data)
 {
@@ -119,20 +99,24 @@ static const core_opt_t driver_opts[] = {
 
 int cmd_driver(int argc, char **argv)
 {
-    static const char *usage = "eddy driver --data DIR [--listen HOST:PORT] [--broker HOST:PORT] "
-                               "[--store URL | --store-dir DIR] [--token T]";
+    static const core_cmd_t cmd = {
+        .name = "eddy driver",
+        .usage = "eddy driver --data DIR [--listen HOST:PORT] [--broker HOST:PORT] "
+                 "[--store URL | --store-dir DIR] [--token T]",
+        .summary = "Runs the micro-batch driver: accepts jobs (eddy submit), plans batches,\n"
+                   "schedules tasks on workers and commits outputs exactly once. It also\n"
+                   "keeps and runs retraining schedules (eddy schedule train: `eddy train` as\n"
+                   "a child process; the runs read --store / --store-dir unless they name one).",
+        .opts = driver_opts,
+    };
     driver_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = parse(driver_opts, &c, argc, argv, pos, &npos, "driver", usage,
-                   "Runs the micro-batch driver: accepts jobs (eddy submit), plans batches,\n"
-                   "schedules tasks on workers and commits outputs exactly once. It also\n"
-                   "keeps and runs retraining schedules (eddy schedule train: `eddy train` as\n"
-                   "a child process; the runs read --store / --store-dir unless they name one).");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    if (!c.data || npos) {
-        fprintf(stderr, "eddy driver: --data DIR is required\nusage: %s\n", usage);
+    if (!c.data) {
+        fprintf(stderr, "eddy driver: --data DIR is required\nusage: %s\n", cmd.usage);
         rc = 2;
         goto out;
     }
@@ -189,15 +173,19 @@ static const core_opt_t worker_opts[] = {
 
 int cmd_worker(int argc, char **argv)
 {
-    static const char *usage = "eddy worker [--driver HOST:PORT] [--slots N] [--token T | --data DIR]";
+    static const core_cmd_t cmd = {
+        .name = "eddy worker",
+        .usage = "eddy worker [--driver HOST:PORT] [--slots N] [--token T | --data DIR]",
+        .summary = "Runs tasks for a driver. Each task runs in its own child process, so a\n"
+                   "crashing job takes down only that task.",
+        .opts = worker_opts,
+    };
     worker_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
     char *token = NULL;
-    int rc = parse(worker_opts, &c, argc, argv, pos, &npos, "worker", usage,
-                   "Runs tasks for a driver. Each task runs in its own child process, so a\n"
-                   "crashing job takes down only that task.");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     token = resolve_token(c.token, c.data);
     /* Started together with its driver (eddy up, scripts): give the driver
@@ -206,10 +194,10 @@ int cmd_worker(int argc, char **argv)
         usleep(100000);
         token = resolve_token(c.token, c.data);
     }
-    if (!token || c.slots < 1 || c.slots > 1024 || npos) {
+    if (!token || c.slots < 1 || c.slots > 1024) {
         fprintf(stderr, "eddy worker: %s\nusage: %s\n",
                 !token ? "no token: pass --token, set EDDY_TOKEN or --data DIR" : "bad --slots",
-                usage);
+                cmd.usage);
         rc = 2;
         goto out;
     }
@@ -253,13 +241,18 @@ static const core_opt_t taskrun_opts[] = {
 
 int cmd_task_run(int argc, char **argv)
 {
-    static const char *usage = "eddy task-run --job-path FILE [--driver HOST:PORT] < task > result";
+    static const core_cmd_t cmd = {
+        .name = "eddy task-run",
+        .usage = "eddy task-run --job-path FILE [--driver HOST:PORT] < task > result",
+        .summary = "Internal: runs one task for `eddy worker` (task on stdin, result on stdout).",
+        .opts = taskrun_opts,
+        .takes_args = true,
+    };
     taskrun_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = parse(taskrun_opts, &c, argc, argv, pos, &npos, "task-run", usage,
-                   "Internal: runs one task for `eddy worker` (task on stdin, result on stdout).");
-    if (rc < 0) {
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc == CORE_CONF_RUN) {
         if (!c.job_path) {
             fprintf(stderr, "eddy task-run: --job-path is required\n");
             rc = 2;
@@ -355,21 +348,26 @@ static void print_http_error(const char *cmd, const rt_http_resp_t *r)
 
 int cmd_submit(int argc, char **argv)
 {
-    static const char *usage =
-        "eddy submit JOB.so --name NAME --input T1[,T2] [--interval 1s] "
-        "[--max-records-per-batch N] [--starting-offsets earliest|latest] [--config JSON] "
-        "[--max-task-failures 4]";
+    static const core_cmd_t cmd = {
+        .name = "eddy submit",
+        .usage = "eddy submit JOB.so --name NAME --input T1[,T2] [--interval 1s] "
+                 "[--max-records-per-batch N] [--starting-offsets earliest|latest] [--config JSON] "
+                 "[--max-task-failures 4]",
+        .summary = "Uploads a job binary to the driver and starts it.",
+        .opts = submit_opts,
+        .takes_args = true,
+    };
     submit_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
     char *token = NULL, *bin = NULL, *path = NULL;
-    int rc = parse(submit_opts, &c, argc, argv, pos, &npos, "submit", usage,
-                   "Uploads a job binary to the driver and starts it.");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     rc = 2;
     if (npos != 1 || !c.name || !c.input) {
-        fprintf(stderr, "eddy submit: JOB.so, --name and --input are required\nusage: %s\n", usage);
+        fprintf(stderr, "eddy submit: JOB.so, --name and --input are required\nusage: %s\n",
+                cmd.usage);
         goto out;
     }
     token = resolve_token(c.token, c.data);
@@ -596,19 +594,24 @@ static int jobs_verify(const char *data)
 
 int cmd_jobs(int argc, char **argv)
 {
-    static const char *usage = "eddy jobs list | status NAME | stop NAME | resume NAME | delete NAME "
-                               "[--driver HOST:PORT] [--token T | --data DIR] [--json] | "
-                               "verify --data DIR";
+    static const core_cmd_t cmd = {
+        .name = "eddy jobs",
+        .usage = "eddy jobs list | status NAME | stop NAME | resume NAME | delete NAME "
+                 "[--driver HOST:PORT] [--token T | --data DIR] [--json] | "
+                 "verify --data DIR",
+        .summary = "Lists jobs, shows a job's status and batch history, stops, resumes or\n"
+                   "deletes a job (stop/resume/delete need the token). `verify` checks the\n"
+                   "driver's files offline (job definitions, plans, commit records: frame,\n"
+                   "CRC, JSON, plans chaining); exit 1 on damage.",
+        .opts = jobs_opts,
+        .takes_args = true,
+    };
     jobs_cli_t c;
     char *pos[argc + 1];
     int npos = 0;
     char *token = NULL;
-    int rc = parse(jobs_opts, &c, argc, argv, pos, &npos, "jobs", usage,
-                   "Lists jobs, shows a job's status and batch history, stops, resumes or\n"
-                   "deletes a job (stop/resume/delete need the token). `verify` checks the\n"
-                   "driver's files offline (job definitions, plans, commit records: frame,\n"
-                   "CRC, JSON, plans chaining); exit 1 on damage.");
-    if (rc >= 0)
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     rc = 2;
     const char *verb = npos ? pos[0] : "list";
@@ -622,7 +625,7 @@ int cmd_jobs(int argc, char **argv)
     if ((need_name && npos != 2) || (!need_name && npos > 1) ||
         (strcmp(verb, "list") && strcmp(verb, "status") && strcmp(verb, "stop") &&
          strcmp(verb, "resume") && strcmp(verb, "delete"))) {
-        fprintf(stderr, "usage: %s\n", usage);
+        fprintf(stderr, "usage: %s\n", cmd.usage);
         goto out;
     }
     token = resolve_token(c.token, c.data);

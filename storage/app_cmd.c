@@ -311,45 +311,31 @@ static int channel_delete(store_t *st, app_conf_t *c, const char *appname, const
     return 0;
 }
 
-/* Parses args with opts; returns -1 to go on, else an exit status. */
-static int parse(const char *cmd, const char *usage, const char *summary, const core_opt_t *opts,
-                 app_conf_t *c, int argc, char **argv, char **pos, int *npos)
-{
-    char err[256];
-    bool help;
-    memset(c, 0, sizeof(*c));
-    core_conf_defaults(opts, c, err, sizeof err);
-    int rc = core_conf_parse_args(opts, c, argc, argv, pos, npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, usage, summary, opts);
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "eddy %s: %s\nusage: %s\n", cmd, err, usage);
-        return 2;
-    }
-    return -1;
-}
-
 int cmd_app(int argc, char **argv)
 {
-    static const char *usage =
-        "eddy app new NAME [--description D] [--id N] | list | show NAME | delete NAME "
-        "[--force] | data-delete NAME [--channel C | --all] [--force] | channel-new APP CH | "
-        "channel-delete APP CH  (--data DIR | --store URL)";
+    static const core_cmd_t cmd = {
+        .name = "eddy app",
+        .usage =
+            "eddy app new NAME [--description D] [--id N] | list | show NAME | delete NAME "
+            "[--force] | data-delete NAME [--channel C | --all] [--force] | channel-new APP CH | "
+            "channel-delete APP CH  (--data DIR | --store URL)",
+        .summary = "Manages apps (PredictionIO `pio app`).",
+        .opts = app_opts,
+        .takes_args = true,
+    };
     app_conf_t c;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = parse("app", usage, "Manages apps (PredictionIO `pio app`).", app_opts, &c, argc,
-                   argv, pos, &npos);
-    if (rc >= 0)
+    memset(&c, 0, sizeof c);
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     const char *sub = npos ? pos[0] : "";
     int want = !strcmp(sub, "list")                                      ? 1
                : !strcmp(sub, "channel-new") || !strcmp(sub, "channel-delete") ? 3
                                                                          : 2;
     if (!*sub || npos != want) {
-        fprintf(stderr, "eddy app: wrong arguments\nusage: %s\n", usage);
+        fprintf(stderr, "eddy app: wrong arguments\nusage: %s\n", cmd.usage);
         rc = 2;
         goto out;
     }
@@ -371,7 +357,7 @@ int cmd_app(int argc, char **argv)
     else if (!strcmp(sub, "channel-delete"))
         rc = channel_delete(st, &c, pos[1], pos[2]);
     else {
-        fprintf(stderr, "eddy app: unknown subcommand '%s'\nusage: %s\n", sub, usage);
+        fprintf(stderr, "eddy app: unknown subcommand '%s'\nusage: %s\n", sub, cmd.usage);
         rc = 2;
     }
     store_close(st);
@@ -382,22 +368,27 @@ out:
 
 int cmd_accesskey(int argc, char **argv)
 {
-    static const char *usage = "eddy accesskey new APP [EVENT...] [--event E]... [--key K] | "
-                               "list [APP] | delete KEY  (--data DIR | --store URL)";
+    static const core_cmd_t cmd = {
+        .name = "eddy accesskey",
+        .usage = "eddy accesskey new APP [EVENT...] [--event E]... [--key K] | "
+                 "list [APP] | delete KEY  (--data DIR | --store URL)",
+        .summary = "Manages access keys (PredictionIO `pio accesskey`); events listed limit the "
+                   "key to those event names.",
+        .opts = key_opts,
+        .takes_args = true,
+    };
     app_conf_t c;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = parse("accesskey", usage,
-                   "Manages access keys (PredictionIO `pio accesskey`); events listed limit the "
-                   "key to those event names.",
-                   key_opts, &c, argc, argv, pos, &npos);
-    if (rc >= 0)
+    memset(&c, 0, sizeof c);
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     const char *sub = npos ? pos[0] : "";
     bool ok = (!strcmp(sub, "new") && npos >= 2) || (!strcmp(sub, "list") && npos <= 2) ||
               (!strcmp(sub, "delete") && npos == 2);
     if (!ok) {
-        fprintf(stderr, "eddy accesskey: wrong arguments\nusage: %s\n", usage);
+        fprintf(stderr, "eddy accesskey: wrong arguments\nusage: %s\n", cmd.usage);
         rc = 2;
         goto out;
     }
@@ -473,22 +464,27 @@ out:
 
 int cmd_channel(int argc, char **argv)
 {
-    static const char *usage =
-        "eddy channel new APP NAME | list APP | delete APP NAME [--force]  (--data DIR | --store URL)";
+    static const core_cmd_t cmd = {
+        .name = "eddy channel",
+        .usage = "eddy channel new APP NAME | list APP | delete APP NAME [--force]  (--data DIR | "
+                 "--store URL)",
+        .summary = "Manages an app's named channels (each a separate event store; names "
+                   "^[a-zA-Z0-9-]{1,16}$).",
+        .opts = ch_opts,
+        .takes_args = true,
+    };
     app_conf_t c;
     char *pos[argc + 1];
     int npos = 0;
-    int rc = parse("channel", usage,
-                   "Manages an app's named channels (each a separate event store; names "
-                   "^[a-zA-Z0-9-]{1,16}$).",
-                   ch_opts, &c, argc, argv, pos, &npos);
-    if (rc >= 0)
+    memset(&c, 0, sizeof c);
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
     const char *sub = npos ? pos[0] : "";
     bool ok = ((!strcmp(sub, "new") || !strcmp(sub, "delete")) && npos == 3) ||
               (!strcmp(sub, "list") && npos == 2);
     if (!ok) {
-        fprintf(stderr, "eddy channel: wrong arguments\nusage: %s\n", usage);
+        fprintf(stderr, "eddy channel: wrong arguments\nusage: %s\n", cmd.usage);
         rc = 2;
         goto out;
     }

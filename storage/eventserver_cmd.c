@@ -98,34 +98,33 @@ static int make_token(char *out, size_t outsz)
     return 0;
 }
 
+static const core_cmd_t es_cmd = {
+    .name = "eddy eventserver",
+    .usage = "eddy eventserver --data DIR [--store URL] [--listen 127.0.0.1:7070] "
+             "[--sync always|interval]",
+    .summary = "Serves the PredictionIO Event API (events, batches, filters, access\n"
+               "keys, channels) on the embedded RocksDB store of DIR or on Redis.\n"
+               "Other eddy processes reach DIR's store through it while it runs.",
+    .opts = es_opts,
+};
+
 int cmd_eventserver(int argc, char **argv)
 {
-    static const char *usage =
-        "eddy eventserver --data DIR [--store URL] [--listen 127.0.0.1:7070] "
-        "[--sync always|interval]";
     es_conf_t c;
     char err[512];
     char *pos[argc + 1];
     int npos;
-    bool help;
     int ret = 1;
     store_t *st = NULL;
     store_http_t *sh = NULL;
     char addr_path[PATH_MAX] = "", token_path[PATH_MAX] = "";
-    core_conf_defaults(es_opts, &c, err, sizeof err);
-    int rc = core_conf_parse_args(es_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err);
-    if (help) {
-        core_conf_usage(stdout, usage,
-                        "Serves the PredictionIO Event API (events, batches, filters, access\n"
-                        "keys, channels) on the embedded RocksDB store of DIR or on Redis.\n"
-                        "Other eddy processes reach DIR's store through it while it runs.",
-                        es_opts);
+    int rc = core_conf_begin(&es_cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN) {
         core_conf_free(es_opts, &c);
-        return 0;
+        return rc;
     }
-    if (!rc && npos)
-        rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "unexpected argument '%s'", pos[0]);
-    if (!rc && !c.data && !c.store)
+    rc = 0;
+    if (!c.data && !c.store)
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--data DIR (or --store URL) is required");
     store_opts_t so;
     store_opts_default(&so);
@@ -149,7 +148,7 @@ int cmd_eventserver(int argc, char **argv)
     if (!rc && (c.max_body <= 0 || c.max_body > (int64_t)1 << 30))
         rc = core_errf(CORE_ERR_INVAL, err, sizeof err, "--max-body-bytes: 1 byte .. 1 GiB");
     if (rc) {
-        fprintf(stderr, "eddy eventserver: %s\nusage: %s\n", err, usage);
+        fprintf(stderr, "eddy eventserver: %s\nusage: %s\n", err, es_cmd.usage);
         core_conf_free(es_opts, &c);
         return 2;
     }

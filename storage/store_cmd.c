@@ -518,30 +518,28 @@ static const core_opt_t import_opts[] = {
 
 int cmd_import(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy import",
+        .usage = "eddy import --app NAME --input FILE [--data DIR | --store URL] "
+                 "[--csv COLS [--delimiter C] [--event NAME]]",
+        .summary = "Imports events into an app: PredictionIO JSON lines, or CSV/TSV "
+                   "with --csv.\nRe-importing the same file adds no events.",
+        .opts = import_opts,
+        .takes_args = true,
+    };
     io_conf_t c;
     import_t im;
     FILE *in = NULL;
     memset(&c, 0, sizeof c);
     memset(&im, 0, sizeof im);
-    char err[256], *pos[argc + 1];
-    int npos = 0, rc = 2;
-    bool help = false;
-    const char *usage = "eddy import --app NAME --input FILE [--data DIR | --store URL] "
-                        "[--csv COLS [--delimiter C] [--event NAME]]";
-    const char *summary = "Imports events into an app: PredictionIO JSON lines, or CSV/TSV "
-                          "with --csv.\nRe-importing the same file adds no events.";
-    if (core_conf_defaults(import_opts, &c, err, sizeof err) ||
-        core_conf_parse_args(import_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy import: %s\n", err);
+    char *pos[argc + 1];
+    int npos;
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, import_opts);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     if (!c.app || !c.input || npos) {
-        core_conf_usage(stderr, usage, summary, import_opts);
+        core_conf_usage(stderr, cmd.usage, cmd.summary, cmd.opts);
         goto out;
     }
     if (c.batch <= 0 || c.batch > STORE_BATCH_MAX_EVENTS) {
@@ -649,27 +647,25 @@ static const core_opt_t export_opts[] = {
 
 int cmd_export(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy export",
+        .usage = "eddy export --app NAME --output FILE [--data DIR | --store URL]",
+        .summary = "Writes an app's events as PredictionIO JSON lines, in eventTime "
+                   "order (eddy import reads them back).",
+        .opts = export_opts,
+        .takes_args = true,
+    };
     io_conf_t c;
     store_t *s = NULL;
     memset(&c, 0, sizeof c);
-    char err[256], *pos[argc + 1];
-    int npos = 0, rc = 2;
-    bool help = false;
-    const char *usage = "eddy export --app NAME --output FILE [--data DIR | --store URL]";
-    const char *summary = "Writes an app's events as PredictionIO JSON lines, in eventTime "
-                          "order (eddy import reads them back).";
-    if (core_conf_defaults(export_opts, &c, err, sizeof err) ||
-        core_conf_parse_args(export_opts, &c, argc, argv, pos, &npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy export: %s\n", err);
+    char *pos[argc + 1];
+    int npos;
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, export_opts);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     if (!c.app || !c.output || npos) {
-        core_conf_usage(stderr, usage, summary, export_opts);
+        core_conf_usage(stderr, cmd.usage, cmd.summary, cmd.opts);
         goto out;
     }
     if ((rc = open_store(&c, STORE_SYNC_INTERVAL, &s)))
@@ -727,30 +723,28 @@ static const core_opt_t store_opts_tbl[] = {
 
 int cmd_store(int argc, char **argv)
 {
+    static const core_cmd_t cmd = {
+        .name = "eddy store",
+        .usage = "eddy store check [--data DIR | --store URL]",
+        .summary =
+            "Checks the event store: every record decodes and every index entry (by id,\n"
+            "entity, target, properties) agrees with its record. Exit 0 when consistent, 1\n"
+            "when problems were found (each printed), 2 on bad usage. With --data, stop the\n"
+            "event server first (the check reads the RocksDB files directly).",
+        .opts = store_opts_tbl,
+        .takes_args = true,
+    };
     io_conf_t c;
     store_t *s = NULL;
     memset(&c, 0, sizeof c);
-    char err[256], *pos[argc + 1];
-    int npos = 0, rc = 2;
-    bool help = false;
-    const char *usage = "eddy store check [--data DIR | --store URL]";
-    const char *summary =
-        "Checks the event store: every record decodes and every index entry (by id,\n"
-        "entity, target, properties) agrees with its record. Exit 0 when consistent, 1\n"
-        "when problems were found (each printed), 2 on bad usage. With --data, stop the\n"
-        "event server first (the check reads the RocksDB files directly).";
-    if (core_conf_defaults(store_opts_tbl, &c, err, sizeof err) ||
-        core_conf_parse_args(store_opts_tbl, &c, argc, argv, pos, &npos, &help, err, sizeof err)) {
-        fprintf(stderr, "eddy store: %s\n", err);
+    char *pos[argc + 1];
+    int npos;
+    int rc = core_conf_begin(&cmd, &c, argc, argv, pos, &npos);
+    if (rc != CORE_CONF_RUN)
         goto out;
-    }
-    if (help) {
-        core_conf_usage(stdout, usage, summary, store_opts_tbl);
-        rc = 0;
-        goto out;
-    }
+    rc = 2;
     if (npos != 1 || strcmp(pos[0], "check") != 0) {
-        core_conf_usage(stderr, usage, summary, store_opts_tbl);
+        core_conf_usage(stderr, cmd.usage, cmd.summary, cmd.opts);
         goto out;
     }
     if ((rc = open_store(&c, STORE_SYNC_INTERVAL, &s)))

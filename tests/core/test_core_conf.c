@@ -98,6 +98,79 @@ static void test_properties_file_uses_the_same_table(void **state)
     core_conf_free(opts, &c);
 }
 
+/* Runs core_conf_begin with stdout and stderr captured into out and err. */
+static int begin_captured(const core_cmd_t *cmd, t_conf *c, int argc, char **argv, char *out,
+                          char *err, size_t size)
+{
+    char *pos[8];
+    int npos;
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    assert_non_null(fo);
+    assert_non_null(fe);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    dup2(fileno(fo), 1);
+    dup2(fileno(fe), 2);
+    int rc = core_conf_begin(cmd, c, argc, argv, pos, &npos);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    FILE *files[2] = {fo, fe};
+    char *bufs[2] = {out, err};
+    for (int i = 0; i < 2; i++) {
+        rewind(files[i]);
+        size_t n = fread(bufs[i], 1, size - 1, files[i]);
+        bufs[i][n] = 0;
+        fclose(files[i]);
+    }
+    return rc;
+}
+
+static void test_command_start_runs_helps_and_names_usage_errors(void **state)
+{
+    const core_cmd_t cmd = {
+        .name = "eddy t", .usage = "eddy t [--partitions N]", .summary = "Tests.", .opts = opts};
+    t_conf c;
+    char out[4096], err[4096];
+    char *ok[] = {"--partitions", "3"};
+    assert_int_equal(begin_captured(&cmd, &c, 2, ok, out, err, sizeof out), CORE_CONF_RUN);
+    assert_int_equal(c.partitions, 3);
+    assert_string_equal(out, "");
+    assert_string_equal(err, "");
+    core_conf_free(opts, &c);
+
+    /* --help prints the table to stdout, and wins over a bad flag after it */
+    char *help[] = {"--help", "--nope"};
+    assert_int_equal(begin_captured(&cmd, &c, 2, help, out, err, sizeof out), 0);
+    assert_non_null(strstr(out, "usage: eddy t [--partitions N]\n\nTests.\n"));
+    assert_non_null(strstr(out, "--segment-bytes SIZE"));
+    assert_string_equal(err, "");
+    core_conf_free(opts, &c);
+
+    char *bad[] = {"--nope"};
+    assert_int_equal(begin_captured(&cmd, &c, 1, bad, out, err, sizeof out), 2);
+    assert_string_equal(err, "eddy t: unknown option '--nope'\nusage: eddy t [--partitions N]\n");
+    core_conf_free(opts, &c);
+
+    char *stray[] = {"stray"};
+    assert_int_equal(begin_captured(&cmd, &c, 1, stray, out, err, sizeof out), 2);
+    assert_string_equal(err,
+                        "eddy t: unexpected argument 'stray'\nusage: eddy t [--partitions N]\n");
+    core_conf_free(opts, &c);
+
+    const core_cmd_t with_args = {.name = "eddy t",
+                                  .usage = "eddy t NAME",
+                                  .summary = "Tests.",
+                                  .opts = opts,
+                                  .takes_args = true};
+    assert_int_equal(begin_captured(&with_args, &c, 1, stray, out, err, sizeof out), CORE_CONF_RUN);
+    core_conf_free(opts, &c);
+}
+
 static void test_hostport_parsing(void **state)
 {
     char host[64];
@@ -116,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_unknown_flag_and_bad_value_name_the_flag),
         cmocka_unit_test(test_properties_file_uses_the_same_table),
         cmocka_unit_test(test_hostport_parsing),
+        cmocka_unit_test(test_command_start_runs_helps_and_names_usage_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
