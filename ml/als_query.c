@@ -249,278 +249,320 @@ static bool shares_category(const als_model_t *m, int32_t item, const int32_t *s
     return false;
 }
 
-/* Excluded items carry NaN as their score: every "keep?" test below is
- * written as !(score >= threshold), which is true for NaN, so exclusion
- * costs no extra branch or mask in the hot loop. Real scores are finite
+/* Excluded items (seen by the user, named by the query, blacklisted), one
+ * 16-bit mask per block of ALS_PANEL items: the layout the int8 fast path
+ * tests 16 items at a time with. */
+static inline void excl_set(uint16_t *excl, int32_t i)
+{
+    excl[i / ALS_PANEL] |= (uint16_t)(1u << (i % ALS_PANEL));
+}
+
+static inline bool excl_has(const uint16_t *excl, int32_t i)
+{
+    return excl[i / ALS_PANEL] >> (i % ALS_PANEL) & 1;
+}
+
+/* Excluded items carry NaN as their score on the scan path: every "keep?"
+ * test below is written as !(score >= threshold), which is true for NaN, so
+ * exclusion costs no extra branch in the hot loop. Real scores are finite
  * (factors are validated finite on load). */
 #define ALS_EXCLUDED NAN
 
-/* Marks item i excluded; on the fast path, also refreshes its block's maximum
- * lower bound, which kth_block_max relies on being a real candidate's. */
-static void exclude(float *scores, int32_t ni, int32_t i, float *bmax)
-{
-    scores[i] = ALS_EXCLUDED;
-    if (bmax) {
-        const int32_t b = i / ALS_PANEL, end = (b + 1) * ALS_PANEL < ni ? (b + 1) * ALS_PANEL : ni;
-        float mx = -INFINITY;
-        for (int32_t j = b * ALS_PANEL; j < end; j++)
-            mx = scores[j] > mx ? scores[j] : mx; /* NaN never wins */
-        bmax[b] = mx;
-    }
-}
+/* One query between its steps. */
+typedef struct qrun {
+    const als_model_t *m;
+    const als_query_t *q;
+    const uint16_t *excl;
+    int32_t *cats, *cblack; /* category filters (cat_set) */
+    int ncats, ncblack;
+    bool positive_only; /* items queries keep only scores > 0 */
+    bool cosine;        /* items queries divide by the item norm */
+    als_topk_t t;       /* the answer */
+} qrun_t;
 
-/* A starting threshold for pass A: the k-th largest block maximum of the
- * lower bounds. Each block maximum belongs to a distinct, non-excluded item,
- * so at least k items reach it and tau (the k-th best lower bound) is at
- * least this; pass A then skips every block below it. Items that only pass
- * if positive count only when their lower bound is > 0. heap is k slots of
- * scratch. -inf when fewer than k blocks qualify. */
-static float kth_block_max(const float *bmax, int32_t nb, int k, bool positive_only,
-                           als_scored_t *heap)
+/* The scan path: scores[i] is item i's exact score for every item; filters
+ * and exclusions are applied while pushing into the answer. */
+static void answer_scan(qrun_t *r, float *scores)
 {
-    als_topk_t t;
-    als_topk_init(&t, heap, k);
-    float thr = -INFINITY;
-    for (int32_t b = 0; b < nb; b++) {
-        float v = bmax[b];
-        if (!(v >= thr) || v == -INFINITY || (positive_only && !(v > 0)))
-            continue;
-        als_topk_push(&t, b, v);
-        if (t.n == t.k)
-            thr = t.h[0].score;
-    }
-    return t.n == t.k ? thr : -INFINITY;
-}
-
-/* Pass B of the int8 fast path (als_score.h): rescores with the float panel
- * every block holding an item whose upper bound reaches tau, and keeps the
- * best k of those exactly. lo[i] is NaN for excluded items. cosine divides by
- * the item norm, as the items query does. */
-static void rescore_candidates(const als_model_t *m, const float *x, const float *lo,
-                               const float *hi, const float *bmax_hi, float tau,
-                               bool positive_only, bool cosine, als_topk_t *t)
-{
-    const int32_t ni = m->items.n, rank = m->V.rank;
-    float blk[ALS_PANEL];
-    for (int32_t i0 = 0, b = 0; i0 < ni; i0 += ALS_PANEL, b++) {
-        if (!(bmax_hi[b] >= tau))
-            continue;
-        const int32_t cnt = ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL;
-        bool any = false;
-        for (int32_t j = 0; j < cnt; j++)
-            any |= lo[i0 + j] == lo[i0 + j] && hi[i0 + j] >= tau;
-        if (!any)
-            continue;
-        als_score_panel(x, m->panel + (size_t)i0 * rank, cnt, rank, blk);
-        for (int32_t j = 0; j < cnt; j++) {
-            const int32_t i = i0 + j;
-            if (!(lo[i] == lo[i] && hi[i] >= tau))
-                continue;
-            float sc = blk[j];
-            if (cosine)
-                sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
-            if (positive_only && !(sc > 0))
-                continue;
-            als_topk_push(t, i, sc);
-        }
-    }
-}
-
-int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popular,
-                  core_buf_t *out, als_query_info_t *info)
-{
+    const als_model_t *m = r->m;
+    const als_query_t *q = r->q;
     const int32_t ni = m->items.n;
-    memset(info, 0, sizeof(*info));
-    float *scores = NULL, *hi = NULL, *acc = NULL;
-    float *bmax = NULL; /* fast path: block maxima of lo (nb floats), then of hi */
-    const float *qx = NULL; /* query vector of the fast path; NULL = scores are exact */
-    uint8_t *qmask = NULL;
-    als_scored_t *heap = NULL;
-    int32_t *cats = NULL, *cblack = NULL;
-    int ncats = 0, ncblack = 0;
-    bool positive_only = false, cosine = false;
-    als_topk_t t;
-    int err = CORE_OK;
-
-    if (ni == 0)
-        goto answer_empty;
-    cats = cat_set(m, q->categories, &ncats);
-    cblack = cat_set(m, q->cat_black, &ncblack);
-    if (q->categories && ncats == 0)
-        goto answer_empty; /* no known category: nothing can share one */
-    /* The int8 pre-scoring pays on the plain query (no category or white
-     * list, which touch few items anyway) when the CPU has VNNI. */
-    const bool fast = m->qpanel.q && !q->categories && !ncblack && !q->white;
-    const int32_t nb = (ni + ALS_PANEL - 1) / ALS_PANEL;
-    scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
-    hi = fast ? core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float)) : NULL;
-    bmax = fast ? core_trymalloc(2 * (size_t)nb * sizeof(float)) : NULL;
-    heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
-    if (!scores || !heap || (fast && (!hi || !bmax))) {
-        err = CORE_ERR_NOMEM;
-        goto out;
-    }
-
-    if (q->kind == ALS_QUERY_USER) {
-        int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
-        if (u >= 0) {
-            const float *x = als_row(&m->U, u);
-            if (fast) {
-                als_qpanel_bounds(&m->qpanel, x, scores, hi, bmax, bmax + nb, false);
-                qx = x;
-            } else {
-                als_score_panel(x, m->panel, ni, m->V.rank, scores);
-            }
-            for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
-                exclude(scores, ni, m->seen.idx[e], bmax);
-        } else {
-            info->unknown_user = true;
-            if (!unknown_popular)
-                goto answer_empty;
-            memcpy(scores, m->popularity, (size_t)ni * sizeof(float));
-        }
-    } else {
-        /* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖. */
-        qmask = core_trymalloc((size_t)ni);
-        if (!qmask || posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
-            err = CORE_ERR_NOMEM;
-            goto out;
-        }
-        memset(qmask, 0, (size_t)ni);
-        memset(acc, 0, (size_t)m->V.stride * sizeof(float));
-        int known = 0;
-        size_t j;
-        json_t *e;
-        json_array_foreach(q->items, j, e)
-        {
-            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
-            if (i < 0 || qmask[i])
+    for (int32_t b = 0; b < (ni + ALS_PANEL - 1) / ALS_PANEL; b++)
+        for (unsigned mk = r->excl[b]; mk; mk &= mk - 1)
+            scores[b * ALS_PANEL + __builtin_ctz(mk)] = ALS_EXCLUDED;
+    if (!q->categories && !r->ncblack && !q->white) {
+        /* Hot path: one compare per item against the worst kept score. */
+        float thr = -INFINITY;
+        for (int32_t i = 0; i < ni; i++) {
+            float sc = scores[i];
+            if (!(sc >= thr) || (r->positive_only && !(sc > 0)))
                 continue;
-            qmask[i] = 1;
-            known++;
-            if (m->item_norm[i] > 0) {
-                const float *y = als_row(&m->V, i);
-                float inv = 1.0f / m->item_norm[i];
-                for (int32_t a = 0; a < m->V.rank; a++)
-                    acc[a] += y[a] * inv;
-            }
+            als_topk_push(&r->t, i, sc);
+            if (r->t.n == r->t.k)
+                thr = r->t.h[0].score;
         }
-        if (!known)
-            goto answer_empty;
-        if (fast) {
-            /* Dividing both bounds by the (positive) norm keeps them bounds:
-             * float division is monotonic. */
-            als_qpanel_bounds(&m->qpanel, acc, scores, hi, bmax, bmax + nb, false);
-            qx = acc;
-            for (int32_t i = 0; i < ni; i++) {
-                float n = m->item_norm[i];
-                scores[i] = qmask[i] ? ALS_EXCLUDED : n > 0 ? scores[i] / n : 0;
-                hi[i] = n > 0 ? hi[i] / n : 0;
-            }
-            als_block_max(scores, ni, bmax);
-            als_block_max(hi, ni, bmax + nb);
-        } else {
-            als_score_panel(acc, m->panel, ni, m->V.rank, scores);
-            for (int32_t i = 0; i < ni; i++)
-                scores[i] = qmask[i]                ? ALS_EXCLUDED
-                            : m->item_norm[i] > 0 ? scores[i] / m->item_norm[i]
-                                                  : 0;
-        }
-        positive_only = true;
-        cosine = true;
+        return;
     }
-    if (q->black) {
-        size_t j;
-        json_t *e;
-        json_array_foreach(q->black, j, e)
-        {
-            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
-            if (i >= 0)
-                exclude(scores, ni, i, qx ? bmax : NULL);
-        }
-    }
-
-    als_topk_init(&t, heap, q->num);
-    if (!q->categories && !ncblack && !q->white) {
-        /* Hot path: one compare per item against the worst kept score. On
-         * the fast path scores are lower bounds and this pass only finds
-         * tau, the k-th best lower bound (an item counts only if it surely
-         * passes the > 0 rule); rescore_candidates then decides exactly. */
-        float thr = qx ? kth_block_max(bmax, nb, q->num, positive_only, heap) : -INFINITY;
-        for (int32_t i0 = 0, b = 0; i0 < ni; i0 += ALS_PANEL, b++) {
-            if (qx && !(bmax[b] >= thr))
-                continue;
-            const int32_t end = ni - i0 < ALS_PANEL ? ni : i0 + ALS_PANEL;
-            for (int32_t i = i0; i < end; i++) {
-                float sc = scores[i];
-                if (!(sc >= thr) || (positive_only && !(sc > 0)))
-                    continue;
-                als_topk_push(&t, i, sc);
-                if (t.n == t.k)
-                    thr = t.h[0].score;
-            }
-        }
-        if (qx) {
-            float tau = t.n == t.k ? t.h[0].score : -INFINITY;
-            als_topk_init(&t, heap, q->num);
-            rescore_candidates(m, qx, scores, hi, bmax + nb, tau, positive_only, cosine, &t);
-        }
-    } else {
 #define CONSIDER(i)                                                                      \
     do {                                                                                 \
         float sc_ = scores[i];                                                           \
-        if (!(sc_ >= -INFINITY) || (positive_only && !(sc_ > 0)))                        \
+        if (!(sc_ >= -INFINITY) || (r->positive_only && !(sc_ > 0)))                     \
             break;                                                                       \
-        if (q->categories && !shares_category(m, i, cats, ncats))                        \
+        if (q->categories && !shares_category(m, i, r->cats, r->ncats))                  \
             break;                                                                       \
-        if (ncblack && shares_category(m, i, cblack, ncblack))                           \
+        if (r->ncblack && shares_category(m, i, r->cblack, r->ncblack))                  \
             break;                                                                       \
-        als_topk_push(&t, i, sc_);                                                       \
+        als_topk_push(&r->t, i, sc_);                                                    \
     } while (0)
-        if (q->white) {
-            size_t j;
-            json_t *e;
-            json_array_foreach(q->white, j, e)
-            {
-                int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
-                if (i < 0)
-                    continue;
-                CONSIDER(i);
-                scores[i] = ALS_EXCLUDED; /* a repeated whitelist id is considered once */
-            }
-        } else {
-            for (int32_t i = 0; i < ni; i++)
-                CONSIDER(i);
+    if (q->white) {
+        size_t j;
+        json_t *e;
+        json_array_foreach(q->white, j, e)
+        {
+            int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+            if (i < 0)
+                continue;
+            CONSIDER(i);
+            scores[i] = ALS_EXCLUDED; /* a repeated whitelist id is considered once */
         }
-#undef CONSIDER
+    } else {
+        for (int32_t i = 0; i < ni; i++)
+            CONSIDER(i);
     }
-    als_topk_sort(&t);
-    core_buf_reserve(out, 32 + (size_t)t.n * 48);
+#undef CONSIDER
+}
+
+/* The exact scores of the query vector x for every item (the scan path). */
+static int answer_scan_vector(qrun_t *r, const float *x)
+{
+    const als_model_t *m = r->m;
+    const int32_t ni = m->items.n;
+    float *scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
+    if (!scores)
+        return CORE_ERR_NOMEM;
+    als_score_panel(x, m->panel, ni, m->V.rank, scores);
+    if (r->cosine)
+        for (int32_t i = 0; i < ni; i++)
+            scores[i] = m->item_norm[i] > 0 ? scores[i] / m->item_norm[i] : 0;
+    answer_scan(r, scores);
+    free(scores);
+    return CORE_OK;
+}
+
+/* Keeps the best k candidates by their exact score: the float panel of
+ * each block holding a candidate whose upper bound reaches tau (candidates
+ * come in item order, so each block is scored once). */
+static void rescore_candidates(qrun_t *r, const float *x, const int32_t *cand_item,
+                               const float *cand_hi, int32_t ncand, float tau)
+{
+    const als_model_t *m = r->m;
+    const int32_t ni = m->items.n, rank = m->V.rank;
+    float blk[ALS_PANEL];
+    int32_t scored = -1; /* the block whose scores blk holds */
+    for (int32_t c = 0; c < ncand; c++) {
+        if (!(cand_hi[c] >= tau))
+            continue;
+        const int32_t i = cand_item[c], b = i / ALS_PANEL;
+        if (b != scored) {
+            const int32_t i0 = b * ALS_PANEL, cnt = ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL;
+            als_score_panel(x, m->panel + (size_t)i0 * rank, cnt, rank, blk);
+            scored = b;
+        }
+        float sc = blk[i % ALS_PANEL];
+        if (r->cosine)
+            sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
+        if (r->positive_only && !(sc > 0))
+            continue;
+        als_topk_push(&r->t, i, sc);
+    }
+}
+
+/* Candidates the fast path keeps on the stack; more (a model whose scores
+ * crowd within the bounds' width of the threshold) go to the heap. */
+#define QUERY_STACK_CANDS 1024
+
+/* The int8 fast path (als_score.h): the bounds single out the few items
+ * that can reach the top k, the float panel scores only those. Same
+ * answer as answer_scan_vector. */
+static int answer_fast(qrun_t *r, const float *x)
+{
+    const als_model_t *m = r->m;
+    const size_t room = (size_t)m->items.n + ALS_PANEL;
+    int32_t item_s[QUERY_STACK_CANDS];
+    float hi_s[QUERY_STACK_CANDS];
+    int32_t *cand_item = item_s, ncand = 0;
+    float *cand_hi = hi_s, tau;
+    float *lo = core_trymalloc(room * sizeof(float)), *hi = core_trymalloc(room * sizeof(float));
+    const als_qfilter_t f = {.excl = r->excl,
+                             .div = r->cosine ? m->item_norm : NULL,
+                             .k = r->t.k,
+                             .positive_only = r->positive_only};
+    int err = lo && hi ? als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand_item, cand_hi,
+                                               QUERY_STACK_CANDS, &ncand, &tau, false)
+                       : CORE_ERR_NOMEM;
+    if (err == CORE_ERR_TOO_LARGE) {
+        cand_item = core_trymalloc(room * sizeof(int32_t));
+        cand_hi = core_trymalloc(room * sizeof(float));
+        err = cand_item && cand_hi
+                  ? als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand_item, cand_hi,
+                                          (int32_t)room, &ncand, &tau, false)
+                  : CORE_ERR_NOMEM;
+    }
+    if (err == CORE_OK)
+        rescore_candidates(r, x, cand_item, cand_hi, ncand, tau);
+    if (cand_item != item_s) {
+        free(cand_item);
+        free(cand_hi);
+    }
+    free(lo);
+    free(hi);
+    return err;
+}
+
+/* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖.
+ * Sums the normalised vectors of the known query items into acc and marks
+ * them excluded; returns how many were known. */
+static int items_query_vector(const als_model_t *m, const als_query_t *q, float *acc,
+                              uint16_t *excl)
+{
+    int known = 0;
+    size_t j;
+    json_t *e;
+    json_array_foreach(q->items, j, e)
+    {
+        int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+        if (i < 0 || excl_has(excl, i))
+            continue;
+        excl_set(excl, i);
+        known++;
+        if (m->item_norm[i] > 0) {
+            const float *y = als_row(&m->V, i);
+            float inv = 1.0f / m->item_norm[i];
+            for (int32_t a = 0; a < m->V.rank; a++)
+                acc[a] += y[a] * inv;
+        }
+    }
+    return known;
+}
+
+static void exclude_list(const als_model_t *m, json_t *list, uint16_t *excl)
+{
+    size_t j;
+    json_t *e;
+    json_array_foreach(list, j, e)
+    {
+        int32_t i = als_idmap_find(&m->items, json_string_value(e), json_string_length(e));
+        if (i >= 0)
+            excl_set(excl, i);
+    }
+}
+
+static void write_answer(const als_model_t *m, als_topk_t *t, core_buf_t *out)
+{
+    als_topk_sort(t);
+    core_buf_reserve(out, 32 + (size_t)t->n * 48);
     core_wr_raw(out, "{\"itemScores\":[", 15);
-    for (int32_t j = 0; j < t.n; j++) {
+    for (int32_t j = 0; j < t->n; j++) {
         if (j)
             core_wr_raw(out, ",", 1);
         core_wr_raw(out, "{\"item\":", 8);
-        int32_t i = t.h[j].item;
+        int32_t i = t->h[j].item;
         als_json_str(out, m->items.names[i], m->items.lens[i]);
         char num[48] = ",\"score\":";
-        int n = 9 + als_fmt_float(num + 9, t.h[j].score);
+        int n = 9 + als_fmt_float(num + 9, t->h[j].score);
         num[n++] = '}';
         core_wr_raw(out, num, (size_t)n);
     }
     core_wr_raw(out, "]}", 2);
-    info->returned = t.n;
+}
+
+/* Blocks whose exclusion masks live on the stack (32,768 items). */
+#define QUERY_STACK_BLOCKS 2048
+
+int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popular,
+                  core_buf_t *out, als_query_info_t *info)
+{
+    const int32_t ni = m->items.n, nb = (ni + ALS_PANEL - 1) / ALS_PANEL;
+    memset(info, 0, sizeof(*info));
+    qrun_t r = {.m = m, .q = q};
+    uint16_t excl_s[QUERY_STACK_BLOCKS], *excl = excl_s;
+    als_scored_t *heap = NULL;
+    float *acc = NULL, *scores = NULL;
+    int err = CORE_OK;
+
+    if (ni == 0)
+        goto answer_empty;
+    r.cats = cat_set(m, q->categories, &r.ncats);
+    r.cblack = cat_set(m, q->cat_black, &r.ncblack);
+    if (q->categories && r.ncats == 0)
+        goto answer_empty; /* no known category: nothing can share one */
+    if (nb > QUERY_STACK_BLOCKS)
+        excl = core_trymalloc((size_t)nb * sizeof(uint16_t));
+    heap = core_trymalloc((size_t)q->num * sizeof(als_scored_t));
+    if (!excl || !heap) {
+        err = CORE_ERR_NOMEM;
+        goto out;
+    }
+    memset(excl, 0, (size_t)nb * sizeof(uint16_t));
+    r.excl = excl;
+    als_topk_init(&r.t, heap, q->num);
+
+    const float *x = NULL; /* the query vector; NULL = scores come from elsewhere */
+    if (q->kind == ALS_QUERY_USER) {
+        int32_t u = als_idmap_find(&m->users, q->user, strlen(q->user));
+        if (u >= 0) {
+            x = als_row(&m->U, u);
+            for (int64_t e = m->seen.ptr[u]; e < m->seen.ptr[u + 1]; e++)
+                excl_set(excl, m->seen.idx[e]);
+        } else {
+            info->unknown_user = true;
+            if (!unknown_popular)
+                goto answer_empty;
+        }
+    } else {
+        if (posix_memalign((void **)&acc, 64, (size_t)m->V.stride * sizeof(float)) != 0) {
+            acc = NULL;
+            err = CORE_ERR_NOMEM;
+            goto out;
+        }
+        memset(acc, 0, (size_t)m->V.stride * sizeof(float));
+        if (!items_query_vector(m, q, acc, excl))
+            goto answer_empty;
+        x = acc;
+        r.positive_only = r.cosine = true;
+    }
+    if (q->black)
+        exclude_list(m, q->black, excl);
+
+    if (!x) { /* unknown user: the most popular items */
+        scores = core_trymalloc(((size_t)ni + ALS_PANEL) * sizeof(float));
+        if (!scores) {
+            err = CORE_ERR_NOMEM;
+            goto out;
+        }
+        memcpy(scores, m->popularity, (size_t)ni * sizeof(float));
+        answer_scan(&r, scores);
+    } else if (m->qpanel.q && !q->categories && !r.ncblack && !q->white) {
+        /* The int8 pre-scoring pays on the plain query (category and
+         * white lists touch few items anyway) when the CPU has VNNI. */
+        err = answer_fast(&r, x);
+    } else {
+        err = answer_scan_vector(&r, x);
+    }
+    if (err)
+        goto out;
+    write_answer(m, &r.t, out);
+    info->returned = r.t.n;
     goto out;
 answer_empty:
     core_wr_raw(out, "{\"itemScores\":[]}", 17);
 out:
+    if (excl != excl_s)
+        free(excl);
     free(scores);
-    free(hi);
-    free(bmax);
     free(acc);
-    free(qmask);
     free(heap);
-    free(cats);
-    free(cblack);
+    free(r.cats);
+    free(r.cblack);
     return err;
 }

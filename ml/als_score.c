@@ -208,28 +208,93 @@ int als_qpanel_build(const als_factors_t *V, als_qpanel_t *qp)
     return CORE_OK;
 }
 
-/* acc[i] = Σ_a u8[a]·q_ia over all items, in plain C (any CPU). */
-static void qdot_portable(const als_qpanel_t *qp, const uint8_t *u8, int32_t *acc)
+/* ---- the query side ---------------------------------------------------------------- */
+
+/* The query vector quantised as the kernels want it (unsigned: uq + 128),
+ * with the two error terms of the bound (als_score.h). */
+typedef struct qquery {
+    uint8_t buf[1024];
+    uint8_t *u; /* r4 × 4 bytes: buf, or heap memory for ranks over 1024 */
+    float su;   /* the query's scale */
+    float A;    /* ‖x − x̃‖ + slack: multiplies ‖V_i‖ */
+    float B;    /* ‖x̃‖ + slack: multiplies ‖V_i − Ṽ_i‖ */
+} qquery_t;
+
+static int qquery_init(qquery_t *qq, const als_qpanel_t *qp, const float *x)
 {
-    const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL;
-    for (int32_t b = 0; b < nb; b++) {
-        const int8_t *blk = qp->q + (size_t)b * qp->r4 * 64;
-        int32_t s[ALS_PANEL] = {0};
-        for (int32_t g = 0; g < qp->r4; g++)
-            for (int32_t j = 0; j < ALS_PANEL; j++)
-                for (int32_t t = 0; t < 4; t++)
-                    s[j] += (int32_t)u8[g * 4 + t] * blk[(size_t)g * 64 + j * 4 + t];
-        memcpy(acc + (size_t)b * ALS_PANEL, s, sizeof(s));
+    const int32_t rank = qp->rank;
+    float mx = 0;
+    for (int32_t a = 0; a < rank; a++)
+        mx = fmaxf(mx, fabsf(x[a]));
+    qq->su = mx > 0 ? mx / 127.0f : 0;
+    qq->u = (size_t)qp->r4 * 4 <= sizeof(qq->buf) ? qq->buf : malloc((size_t)qp->r4 * 4);
+    if (!qq->u)
+        return CORE_ERR_NOMEM;
+    double du2 = 0, nu2 = 0, nx2 = 0;
+    memset(qq->u, 128, (size_t)qp->r4 * 4);
+    for (int32_t a = 0; a < rank; a++) {
+        int32_t v = qq->su > 0 ? (int32_t)lrintf(x[a] / qq->su) : 0;
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        qq->u[a] = (uint8_t)(v + 128);
+        double deq = (double)qq->su * v, d = (double)x[a] - deq;
+        du2 += d * d;
+        nu2 += deq * deq;
+        nx2 += (double)x[a] * x[a];
     }
+    /* Slack for float rounding: of the kernel's own sum (≤ rank·ε·‖x‖‖V_i‖
+     * whatever the order) and of a few operations here and in the caller
+     * (a division by a norm is monotonic, so it keeps a bound a bound);
+     * FLT_EPSILON is twice the unit roundoff, and 8 more covers the
+     * constant terms. */
+    const double slack = (rank + 8) * (double)FLT_EPSILON * (sqrt(nx2) + sqrt(nu2));
+    qq->A = round_up_float(sqrt(du2) + slack);
+    qq->B = round_up_float(sqrt(nu2) + slack);
+    return CORE_OK;
+}
+
+static void qquery_fini(qquery_t *qq)
+{
+    if (qq->u != qq->buf)
+        free(qq->u);
+}
+
+/* lo/hi of item i from its integer sum: a_i = su·s_i·(acc_i − 128·Σq_i) ± bound_i. */
+static inline void item_bounds(const als_qpanel_t *qp, const qquery_t *qq, int32_t i, int32_t acc,
+                               float *lo, float *hi)
+{
+    float approx = (qq->su * qp->scale[i]) * (float)(acc - 128 * qp->qsum[i]);
+    float bound = qq->A * qp->norm[i] + qq->B * qp->err[i];
+    *lo = approx - bound;
+    *hi = approx + bound;
+}
+
+/* The 16 integer sums of block b, in plain C (any CPU). */
+static void qdot_block_portable(const als_qpanel_t *qp, const uint8_t *u8, int32_t b,
+                                int32_t s[ALS_PANEL])
+{
+    const int8_t *blk = qp->q + (size_t)b * qp->r4 * 64;
+    memset(s, 0, ALS_PANEL * sizeof(int32_t));
+    for (int32_t g = 0; g < qp->r4; g++)
+        for (int32_t j = 0; j < ALS_PANEL; j++)
+            for (int32_t t = 0; t < 4; t++)
+                s[j] += (int32_t)u8[g * 4 + t] * blk[(size_t)g * 64 + j * 4 + t];
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define ALS_HAVE_VNNI 1
-/* lo/hi and the two block maxima of one block from its 16 integer sums. */
+
+/* Lanes of block b that hold items (tail lanes of the last block are zero rows). */
+static inline unsigned block_lanes(int32_t n, int32_t b)
+{
+    const int32_t cnt = n - b * ALS_PANEL;
+    return cnt >= ALS_PANEL ? 0xFFFFu : (1u << cnt) - 1;
+}
+
+/* lo/hi of one block's 16 items from their integer sums (item_bounds, 16 wide). */
 __attribute__((target("avx512f"))) static inline void
-qepilogue_avx512(const als_qpanel_t *qp, int32_t b, __m512i sum, __m512 su, __m512 A, __m512 B,
-                 float *lo, float *hi, float *bmax_lo, float *bmax_hi)
+qblock_bounds_avx512(const als_qpanel_t *qp, int32_t b, __m512i sum, __m512 su, __m512 A,
+                     __m512 B, float *lo, float *hi)
 {
     const size_t i0 = (size_t)b * ALS_PANEL;
     const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(qp->qsum + i0)), 7);
@@ -237,58 +302,199 @@ qepilogue_avx512(const als_qpanel_t *qp, int32_t b, __m512i sum, __m512 su, __m5
     const __m512 approx = _mm512_mul_ps(_mm512_mul_ps(su, _mm512_loadu_ps(qp->scale + i0)), d);
     const __m512 bound = _mm512_fmadd_ps(A, _mm512_loadu_ps(qp->norm + i0),
                                          _mm512_mul_ps(B, _mm512_loadu_ps(qp->err + i0)));
-    const __m512 l = _mm512_sub_ps(approx, bound), h = _mm512_add_ps(approx, bound);
-    _mm512_storeu_ps(lo + i0, l);
-    _mm512_storeu_ps(hi + i0, h);
-    /* tail items of the last block are zero rows: mask them out of the max */
-    const int32_t cnt = qp->n - (int32_t)i0 < ALS_PANEL ? qp->n - (int32_t)i0 : ALS_PANEL;
-    const __mmask16 k = (__mmask16)(cnt == ALS_PANEL ? 0xFFFFu : (1u << cnt) - 1);
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    bmax_lo[b] = _mm512_reduce_max_ps(_mm512_mask_mov_ps(ninf, k, l));
-    bmax_hi[b] = _mm512_reduce_max_ps(_mm512_mask_mov_ps(ninf, k, h));
+    _mm512_storeu_ps(lo + i0, _mm512_sub_ps(approx, bound));
+    _mm512_storeu_ps(hi + i0, _mm512_add_ps(approx, bound));
 }
 
 /* The integer sums with AVX-512 VNNI (one vpdpbusd per 4 factors × 16
- * items; four blocks in flight hide its latency), fused with the bounds so
- * the sums never leave registers. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
-qbounds_vnni(const als_qpanel_t *qp, const uint8_t *u8, float su_, float A_, float B_, float *lo,
-             float *hi, float *bmax_lo, float *bmax_hi)
+ * items; four blocks in flight hide its latency), each block's bounds made
+ * while its sums are still in registers. Branch-free: selecting while
+ * scanning (tests against a running threshold) measured ~2× slower, as
+ * every data-dependent branch stalls the overlap of blocks.
+ *
+ * r4 is a compile-time constant in each inlined copy (qbounds_vnni
+ * dispatches): the group loop unrolls and the r4 broadcast query words stay
+ * in registers, which measured ~30% faster than the runtime loop (where GCC
+ * also shuffles the accumulators through extra moves). */
+#define QB_FIXED_MAX_R4 16 /* rank ≤ 64 */
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void
+qbounds_fixed(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi, const int32_t r4)
 {
-    const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL, r4 = qp->r4;
+    const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL;
     const size_t bstride = (size_t)r4 * 64;
-    const __m512 su = _mm512_set1_ps(su_), A = _mm512_set1_ps(A_), B = _mm512_set1_ps(B_);
+    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B);
+    __m512i xs[QB_FIXED_MAX_R4];
+    for (int32_t g = 0; g < r4; g++) {
+        int32_t w;
+        memcpy(&w, qq->u + (size_t)g * 4, 4);
+        xs[g] = _mm512_set1_epi32(w);
+    }
     int32_t b = 0;
     for (; b + 3 < nb; b += 4) {
         const int8_t *p0 = qp->q + (size_t)b * bstride;
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-        for (int32_t g = 0; g < r4; g++) {
-            int32_t w;
-            memcpy(&w, u8 + (size_t)g * 4, 4);
-            const __m512i x = _mm512_set1_epi32(w);
-            const int8_t *pg = p0 + (size_t)g * 64;
-            s0 = _mm512_dpbusd_epi32(s0, x, _mm512_load_si512((const void *)pg));
-            s1 = _mm512_dpbusd_epi32(s1, x, _mm512_load_si512((const void *)(pg + bstride)));
-            s2 = _mm512_dpbusd_epi32(s2, x, _mm512_load_si512((const void *)(pg + 2 * bstride)));
-            s3 = _mm512_dpbusd_epi32(s3, x, _mm512_load_si512((const void *)(pg + 3 * bstride)));
-        }
-        qepilogue_avx512(qp, b, s0, su, A, B, lo, hi, bmax_lo, bmax_hi);
-        qepilogue_avx512(qp, b + 1, s1, su, A, B, lo, hi, bmax_lo, bmax_hi);
-        qepilogue_avx512(qp, b + 2, s2, su, A, B, lo, hi, bmax_lo, bmax_hi);
-        qepilogue_avx512(qp, b + 3, s3, su, A, B, lo, hi, bmax_lo, bmax_hi);
+        __m512i s[4];
+        for (int j = 0; j < 4; j++)
+            s[j] = _mm512_setzero_si512();
+        /* written as base + constant offsets: with a lea per group instead
+         * (what the explicit four-statement form compiled to) the loop
+         * measured ~25% slower */
+        for (int32_t g = 0; g < r4; g++)
+            for (int j = 0; j < 4; j++)
+                s[j] = _mm512_dpbusd_epi32(
+                    s[j], xs[g],
+                    _mm512_load_si512((const void *)(p0 + (size_t)j * bstride + (size_t)g * 64)));
+        for (int j = 0; j < 4; j++)
+            qblock_bounds_avx512(qp, b + j, s[j], su, A, B, lo, hi);
     }
     for (; b < nb; b++) {
         const int8_t *p0 = qp->q + (size_t)b * bstride;
         __m512i s0 = _mm512_setzero_si512();
+        for (int32_t g = 0; g < r4; g++)
+            s0 = _mm512_dpbusd_epi32(s0, xs[g],
+                                     _mm512_load_si512((const void *)(p0 + (size_t)g * 64)));
+        qblock_bounds_avx512(qp, b, s0, su, A, B, lo, hi);
+    }
+}
+
+/* Any rank: the query words are broadcast from memory in the loop. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+qbounds_any_rank(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi)
+{
+    const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL, r4 = qp->r4;
+    const size_t bstride = (size_t)r4 * 64;
+    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B);
+    for (int32_t b = 0; b < nb; b++) {
+        const int8_t *p0 = qp->q + (size_t)b * bstride;
+        __m512i s0 = _mm512_setzero_si512();
         for (int32_t g = 0; g < r4; g++) {
             int32_t w;
-            memcpy(&w, u8 + (size_t)g * 4, 4);
+            memcpy(&w, qq->u + (size_t)g * 4, 4);
             s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w),
                                      _mm512_load_si512((const void *)(p0 + (size_t)g * 64)));
         }
-        qepilogue_avx512(qp, b, s0, su, A, B, lo, hi, bmax_lo, bmax_hi);
+        qblock_bounds_avx512(qp, b, s0, su, A, B, lo, hi);
     }
 }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+qbounds_vnni(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi)
+{
+    switch (qp->r4) {
+#define QB_CASE(r)                                                                       \
+    case r:                                                                              \
+        qbounds_fixed(qp, qq, lo, hi, r);                                                \
+        return;
+        QB_CASE(1) QB_CASE(2) QB_CASE(3) QB_CASE(4) QB_CASE(5) QB_CASE(6) QB_CASE(7) QB_CASE(8)
+        QB_CASE(9) QB_CASE(10) QB_CASE(11) QB_CASE(12) QB_CASE(13) QB_CASE(14) QB_CASE(15)
+        QB_CASE(16)
+#undef QB_CASE
+    default:
+        qbounds_any_rank(qp, qq, lo, hi);
+    }
+}
+
+/* Lanes of block b that selection may pick: items, not excluded. */
+static inline __mmask16 open_lanes(const als_qfilter_t *f, int32_t n, int32_t b)
+{
+    return (__mmask16)(block_lanes(n, b) & (f->excl ? ~(unsigned)f->excl[b] : 0xFFFFu));
+}
+
+/* collect_lows, 16 items per compare. */
+__attribute__((target("avx512f"))) static int
+collect_lows_avx512(const als_qfilter_t *f, const float *lo, int32_t n, float thr, float *buf,
+                    int32_t cap, int32_t *count)
+{
+    const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
+    const __m512 tv = _mm512_set1_ps(thr), zero = _mm512_setzero_ps();
+    int32_t cnt = 0;
+    for (int32_t b = 0; b < nb; b++) {
+        const __mmask16 open = open_lanes(f, n, b);
+        const __m512 v = _mm512_maskz_loadu_ps(open, lo + (size_t)b * ALS_PANEL);
+        __mmask16 m = _mm512_mask_cmp_ps_mask(open, v, tv, _CMP_GE_OQ);
+        if (f->positive_only)
+            m = _mm512_mask_cmp_ps_mask(m, v, zero, _CMP_GT_OQ);
+        if (!m)
+            continue;
+        if (cnt + ALS_PANEL > cap)
+            return CORE_ERR_TOO_LARGE;
+        /* register compress + full store: the memory form is slow on some CPUs */
+        _mm512_storeu_ps(buf + cnt, _mm512_maskz_compress_ps(m, v));
+        cnt += __builtin_popcount(m);
+    }
+    *count = cnt;
+    return CORE_OK;
+}
+
+/* collect_candidates, 16 items per compare. */
+__attribute__((target("avx512f"))) static int
+collect_candidates_avx512(const als_qfilter_t *f, const float *hi, int32_t n, float tau,
+                          int32_t *cand_item, float *cand_hi, int32_t cap, int32_t *count)
+{
+    const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
+    const __m512 tv = _mm512_set1_ps(tau);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int32_t cnt = 0;
+    for (int32_t b = 0; b < nb; b++) {
+        const __mmask16 open = open_lanes(f, n, b);
+        const __m512 v = _mm512_maskz_loadu_ps(open, hi + (size_t)b * ALS_PANEL);
+        const __mmask16 m = _mm512_mask_cmp_ps_mask(open, v, tv, _CMP_GE_OQ);
+        if (!m)
+            continue;
+        if (cnt + ALS_PANEL > cap)
+            return CORE_ERR_TOO_LARGE;
+        const __m512i items = _mm512_add_epi32(_mm512_set1_epi32(b * ALS_PANEL), iota);
+        _mm512_storeu_si512((void *)(cand_item + cnt), _mm512_maskz_compress_epi32(m, items));
+        _mm512_storeu_ps(cand_hi + cnt, _mm512_maskz_compress_ps(m, v));
+        cnt += __builtin_popcount(m);
+    }
+    *count = cnt;
+    return CORE_OK;
+}
+
+/* A threshold for k ≤ LANE_TOPS_K without sorting: each of the 16 lanes
+ * keeps its 4 best counting lower bounds (a branch-free insertion network,
+ * 8 min/max per block), then a 16-way merge of those sorted lists pops the
+ * k-th best. The 64 kept values are a subset of all lower bounds, so that
+ * is never above the true k-th best, and is equal unless one lane held more
+ * than 4 of the k best. -inf when fewer than k counting items were kept. */
+__attribute__((target("avx512f"))) static float lane_tops_threshold(const als_qfilter_t *f,
+                                                                    const float *lo, int32_t n)
+{
+    const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), zero = _mm512_setzero_ps();
+    __m512 r0 = ninf, r1 = ninf, r2 = ninf, r3 = ninf; /* per lane: r0 ≥ r1 ≥ r2 ≥ r3 */
+    for (int32_t b = 0; b < nb; b++) {
+        __mmask16 open = open_lanes(f, n, b);
+        __m512 v = _mm512_maskz_loadu_ps(open, lo + (size_t)b * ALS_PANEL);
+        if (f->positive_only)
+            open = _mm512_mask_cmp_ps_mask(open, v, zero, _CMP_GT_OQ);
+        v = _mm512_mask_mov_ps(ninf, open, v);
+        __m512 t = _mm512_min_ps(r0, v);
+        r0 = _mm512_max_ps(r0, v);
+        v = t;
+        t = _mm512_min_ps(r1, v);
+        r1 = _mm512_max_ps(r1, v);
+        v = t;
+        t = _mm512_min_ps(r2, v);
+        r2 = _mm512_max_ps(r2, v);
+        r3 = _mm512_max_ps(r3, t);
+    }
+    float kth = -INFINITY;
+    for (int32_t j = 0; j < f->k; j++) {
+        kth = _mm512_reduce_max_ps(r0);
+        if (kth == -INFINITY)
+            return -INFINITY;
+        /* advance the lowest lane holding the maximum */
+        const __mmask16 at = _mm512_cmp_ps_mask(r0, _mm512_set1_ps(kth), _CMP_EQ_OQ);
+        const __mmask16 one = (__mmask16)(at & -at);
+        r0 = _mm512_mask_mov_ps(r0, one, r1);
+        r1 = _mm512_mask_mov_ps(r1, one, r2);
+        r2 = _mm512_mask_mov_ps(r2, one, r3);
+        r3 = _mm512_mask_mov_ps(r3, one, ninf);
+    }
+    return kth;
+}
+#define LANE_TOPS_K 16
 #endif
 
 bool als_qpanel_worthwhile(void)
@@ -307,130 +513,191 @@ bool als_qpanel_worthwhile(void)
 #endif
 }
 
-/* lo/hi from the integer sums: a_i = su·s_i·(acc_i − 128·Σq_i) ± bound_i. */
-static void block_max_portable(const float *v, int32_t n, float *bmax);
-
-static void bounds_from_sums(const als_qpanel_t *qp, const int32_t *acc, float su, float A,
-                             float B, float *restrict lo, float *restrict hi, float *bmax_lo,
-                             float *bmax_hi)
+static void bounds_portable(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi)
 {
-    for (int32_t i = 0; i < qp->n; i++) {
-        float approx = (su * qp->scale[i]) * (float)(acc[i] - 128 * qp->qsum[i]);
-        float bound = A * qp->norm[i] + B * qp->err[i];
-        lo[i] = approx - bound;
-        hi[i] = approx + bound;
-    }
-    block_max_portable(lo, qp->n, bmax_lo);
-    block_max_portable(hi, qp->n, bmax_hi);
-}
-
-/* Bounds that admit everything (when scratch memory runs out). */
-static void bounds_unknown(const als_qpanel_t *qp, float *lo, float *hi, float *bmax_lo,
-                           float *bmax_hi)
-{
-    for (int32_t i = 0; i < qp->n; i++) {
-        lo[i] = -INFINITY;
-        hi[i] = INFINITY;
-    }
-    for (int32_t b = 0; b < (qp->n + ALS_PANEL - 1) / ALS_PANEL; b++) {
-        bmax_lo[b] = -INFINITY;
-        bmax_hi[b] = INFINITY;
+    for (int32_t b = 0, nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL; b < nb; b++) {
+        int32_t acc[ALS_PANEL];
+        qdot_block_portable(qp, qq->u, b, acc);
+        for (int32_t j = 0; j < ALS_PANEL && b * ALS_PANEL + j < qp->n; j++)
+            item_bounds(qp, qq, b * ALS_PANEL + j, acc[j], &lo[b * ALS_PANEL + j],
+                        &hi[b * ALS_PANEL + j]);
     }
 }
 
-void als_qpanel_bounds(const als_qpanel_t *qp, const float *x, float *lo, float *hi,
-                       float *bmax_lo, float *bmax_hi, bool portable)
+static void bounds_any(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi,
+                       bool portable)
 {
-    const int32_t rank = qp->rank;
-    float mx = 0;
-    for (int32_t a = 0; a < rank; a++)
-        mx = fmaxf(mx, fabsf(x[a]));
-    const float su = mx > 0 ? mx / 127.0f : 0;
-    uint8_t u8[1024];
-    uint8_t *u = (size_t)qp->r4 * 4 <= sizeof(u8) ? u8 : malloc((size_t)qp->r4 * 4);
-    if (!u) {
-        bounds_unknown(qp, lo, hi, bmax_lo, bmax_hi);
-        return;
-    }
-    double du2 = 0, nu2 = 0, nx2 = 0;
-    memset(u, 128, (size_t)qp->r4 * 4);
-    for (int32_t a = 0; a < rank; a++) {
-        int32_t v = su > 0 ? (int32_t)lrintf(x[a] / su) : 0;
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        u[a] = (uint8_t)(v + 128);
-        double deq = (double)su * v, d = (double)x[a] - deq;
-        du2 += d * d;
-        nu2 += deq * deq;
-        nx2 += (double)x[a] * x[a];
-    }
-    /* Slack for float rounding: of the kernel's own sum (≤ rank·ε·‖x‖‖V_i‖
-     * whatever the order) and of a few operations here; FLT_EPSILON is
-     * twice the unit roundoff, and 8 more covers the constant terms. */
-    const double slack = (rank + 8) * (double)FLT_EPSILON * (sqrt(nx2) + sqrt(nu2));
-    const float A = round_up_float(sqrt(du2) + slack), B = round_up_float(sqrt(nu2) + slack);
 #ifdef ALS_HAVE_VNNI
     if (!portable && als_qpanel_worthwhile()) {
-        qbounds_vnni(qp, u, su, A, B, lo, hi, bmax_lo, bmax_hi);
-        goto out;
+        qbounds_vnni(qp, qq, lo, hi);
+        return;
     }
 #endif
     (void)portable;
-    int32_t *acc = malloc((((size_t)qp->n + ALS_PANEL - 1) / ALS_PANEL * ALS_PANEL + 1) *
-                          sizeof(int32_t));
-    if (acc) {
-        qdot_portable(qp, u, acc);
-        bounds_from_sums(qp, acc, su, A, B, lo, hi, bmax_lo, bmax_hi);
-        free(acc);
-    } else {
-        bounds_unknown(qp, lo, hi, bmax_lo, bmax_hi);
-    }
-out:
-    if (u != u8)
-        free(u);
+    bounds_portable(qp, qq, lo, hi);
 }
 
-static void block_max_portable(const float *v, int32_t n, float *bmax)
+void als_qpanel_bounds(const als_qpanel_t *qp, const float *x, float *lo, float *hi,
+                       bool portable)
 {
-    for (int32_t i0 = 0, b = 0; i0 < n; i0 += ALS_PANEL, b++) {
-        const int32_t cnt = n - i0 < ALS_PANEL ? n - i0 : ALS_PANEL;
-        float mx = -INFINITY;
-        for (int32_t j = 0; j < cnt; j++)
-            mx = v[i0 + j] > mx ? v[i0 + j] : mx;
-        bmax[b] = mx;
-    }
-}
-
-#ifdef ALS_HAVE_VNNI
-/* vmaxps returns its second operand when either is NaN, so NaN lanes give
- * way to -inf. */
-__attribute__((target("avx512f"))) static void block_max_avx512(const float *v, int32_t n,
-                                                                 float *bmax)
-{
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    int32_t b = 0, i0 = 0;
-    for (; i0 + ALS_PANEL <= n; i0 += ALS_PANEL, b++)
-        bmax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_loadu_ps(v + i0), ninf));
-    if (i0 < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i0)) - 1);
-        bmax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, v + i0), ninf));
-    }
-}
-#endif
-
-void als_block_max(const float *v, int32_t n, float *bmax)
-{
-#ifdef ALS_HAVE_VNNI
-    static _Atomic int avx512 = -1; /* every thread computes the same answer */
-    int h = atomic_load_explicit(&avx512, memory_order_relaxed);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        atomic_store_explicit(&avx512, h, memory_order_relaxed);
-    }
-    if (h) {
-        block_max_avx512(v, n, bmax);
+    qquery_t qq;
+    if (qquery_init(&qq, qp, x) != CORE_OK) { /* bounds that admit everything */
+        for (int32_t i = 0; i < qp->n; i++) {
+            lo[i] = -INFINITY;
+            hi[i] = INFINITY;
+        }
         return;
     }
+    bounds_any(qp, &qq, lo, hi, portable);
+    qquery_fini(&qq);
+}
+
+/* ---- selection (als_qpanel_candidates) ---------------------------------------------- */
+
+/* The k-th largest of v[0..n), 1 ≤ k ≤ n, by quickselect (reorders v; no NaN). */
+static float kth_largest(float *v, int32_t n, int32_t k)
+{
+    int32_t l = 0, r = n - 1;
+    const int32_t want = k - 1; /* index in descending order */
+    while (l < r) {
+        const float pivot = v[l + (r - l) / 2];
+        int32_t i = l, j = r;
+        while (i <= j) { /* Hoare: [l..j] ≥ pivot, [i..r] ≤ pivot, between = pivot */
+            while (v[i] > pivot)
+                i++;
+            while (v[j] < pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (want <= j)
+            r = j;
+        else if (want >= i)
+            l = i;
+        else
+            return pivot;
+    }
+    return v[want];
+}
+
+static inline bool qf_excluded(const als_qfilter_t *f, int32_t i)
+{
+    return f->excl && (f->excl[i / ALS_PANEL] >> (i % ALS_PANEL) & 1);
+}
+
+/* May item i's lower bound count toward tau? */
+static inline bool qf_counts(const als_qfilter_t *f, int32_t i, float lo)
+{
+    return !qf_excluded(f, i) && (!f->positive_only || lo > 0);
+}
+
+/* A first threshold from a sample: the k-th best lower bound among every
+ * stride-th item. A subset's k-th best is never above the whole set's, so
+ * the items at or above it are at least k and include the k best. -inf
+ * when the sample has fewer than k. */
+static float sample_threshold(const als_qfilter_t *f, const float *lo, int32_t n)
+{
+    enum { SAMPLE = 512 };
+    if ((int64_t)f->k * 16 > SAMPLE)
+        return -INFINITY; /* large k: select over everything */
+    float v[SAMPLE];
+    const int32_t stride = n / SAMPLE > 1 ? n / SAMPLE : 1;
+    int32_t m = 0;
+    for (int32_t i = 0; i < n && m < SAMPLE; i += stride)
+        if (qf_counts(f, i, lo[i]))
+            v[m++] = lo[i];
+    return m >= f->k ? kth_largest(v, m, f->k) : -INFINITY;
+}
+
+/* buf gets every counting lower bound ≥ thr. */
+static int collect_lows(const als_qfilter_t *f, const float *lo, int32_t n, float thr, float *buf,
+                        int32_t cap, int32_t *count, bool portable)
+{
+#ifdef ALS_HAVE_VNNI
+    if (!portable && als_qpanel_worthwhile())
+        return collect_lows_avx512(f, lo, n, thr, buf, cap, count);
 #endif
-    block_max_portable(v, n, bmax);
+    (void)portable;
+    int32_t cnt = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!(lo[i] >= thr) || !qf_counts(f, i, lo[i]))
+            continue;
+        if (cnt >= cap)
+            return CORE_ERR_TOO_LARGE;
+        buf[cnt++] = lo[i];
+    }
+    *count = cnt;
+    return CORE_OK;
+}
+
+/* Candidates: every item not excluded whose upper bound reaches tau. */
+static int collect_candidates(const als_qfilter_t *f, const float *hi, int32_t n, float tau,
+                              int32_t *cand_item, float *cand_hi, int32_t cap, int32_t *count,
+                              bool portable)
+{
+#ifdef ALS_HAVE_VNNI
+    if (!portable && als_qpanel_worthwhile())
+        return collect_candidates_avx512(f, hi, n, tau, cand_item, cand_hi, cap, count);
+#endif
+    (void)portable;
+    int32_t cnt = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!(hi[i] >= tau) || qf_excluded(f, i))
+            continue;
+        if (cnt >= cap)
+            return CORE_ERR_TOO_LARGE;
+        cand_item[cnt] = i;
+        cand_hi[cnt++] = hi[i];
+    }
+    *count = cnt;
+    return CORE_OK;
+}
+
+/* Cosine: v / div_i when div_i > 0, else 0 — as the caller treats exact scores. */
+static void divide_bounds(const float *div, int32_t n, float *lo, float *hi)
+{
+    for (int32_t i = 0; i < n; i++) {
+        lo[i] = div[i] > 0 ? lo[i] / div[i] : 0;
+        hi[i] = div[i] > 0 ? hi[i] / div[i] : 0;
+    }
+}
+
+int als_qpanel_candidates(const als_qpanel_t *qp, const float *x, const als_qfilter_t *f,
+                          float *lo, float *hi, int32_t *cand_item, float *cand_hi, int32_t cap,
+                          int32_t *ncand, float *tau, bool portable)
+{
+    *ncand = 0;
+    *tau = -INFINITY;
+    qquery_t qq;
+    if (qquery_init(&qq, qp, x) != CORE_OK)
+        return CORE_ERR_NOMEM;
+    bounds_any(qp, &qq, lo, hi, portable);
+    qquery_fini(&qq);
+    const int32_t n = qp->n;
+    if (f->div)
+        divide_bounds(f->div, n, lo, hi);
+    float t;
+#ifdef ALS_HAVE_VNNI
+    if (!portable && f->k <= LANE_TOPS_K && als_qpanel_worthwhile()) {
+        t = lane_tops_threshold(f, lo, n);
+        goto candidates;
+    }
+#endif
+    /* tau: the k-th best counting lower bound. cand_hi is its scratch. */
+    int32_t nlows = 0;
+    int err = collect_lows(f, lo, n, sample_threshold(f, lo, n), cand_hi, cap, &nlows, portable);
+    if (err)
+        return err;
+    t = nlows >= f->k ? kth_largest(cand_hi, nlows, f->k) : -INFINITY;
+#ifdef ALS_HAVE_VNNI
+candidates:
+#endif
+    err = collect_candidates(f, hi, n, t, cand_item, cand_hi, cap, ncand, portable);
+    if (err)
+        return err;
+    *tau = t;
+    return CORE_OK;
 }

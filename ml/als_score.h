@@ -97,11 +97,11 @@ void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank
  * (Cauchy–Schwarz twice; x̃, Ṽ_i the dequantised vectors; the slack covers
  * float rounding of both a_i and the float kernel's own sum, so the bound
  * holds against the score als_score_panel computes, not just the real
- * one). als_query then takes the k-th best LOWER bound as a threshold τ and
- * rescores, with the float panel, only the blocks holding an item whose
- * UPPER bound reaches τ. Every item of the true top k has score ≥ τ, so the
- * answer is exactly the full scan's answer (same scores, same order), at a
- * fraction of the memory traffic; typically a few blocks are rescored.
+ * one). Serving then needs the float score only of items whose UPPER
+ * bound reaches τ, the k-th best LOWER bound: every item of the true top k
+ * has score ≥ τ, so rescoring those with the float panel gives exactly the
+ * full scan's answer (same scores, same order) at a fraction of the memory
+ * traffic; typically a few dozen items qualify (als_qpanel_candidates).
  *
  * Layout: blocks of ALS_PANEL items as in the float panel; within a block,
  * for each group of 4 factors, the 4 bytes of item 0, then item 1, ... (64
@@ -127,15 +127,46 @@ void als_qpanel_fini(als_qpanel_t *qp);
 bool als_qpanel_worthwhile(void);
 /* lo[i] ≤ score_i ≤ hi[i] for i < n, where score_i is what
  * als_score_panel(x, ...) computes; lo, hi have room for n rounded up to
- * ALS_PANEL. bmax_lo/bmax_hi[b] get the largest lo/hi of block b (as
- * als_block_max). portable forces the plain-C kernel (tests compare the
- * two). */
+ * ALS_PANEL. portable forces the plain-C kernel. Serving uses the streaming
+ * form below; this one lays every bound out, for tests of the arithmetic
+ * both share. */
 void als_qpanel_bounds(const als_qpanel_t *qp, const float *x, float *lo, float *hi,
-                       float *bmax_lo, float *bmax_hi, bool portable);
+                       bool portable);
 
-/* bmax[b] = the largest non-NaN v[i] of block b of ALS_PANEL items (-inf
- * when none), for i < n: one compare per block then skips blocks that cannot
- * matter. */
-void als_block_max(const float *v, int32_t n, float *bmax);
+/* What a query admits, for als_qpanel_candidates. */
+typedef struct als_qfilter {
+    const uint16_t *excl; /* NULL, or one mask per block: bit j set = item
+                             b·ALS_PANEL + j is excluded (seen, blacklisted) */
+    const float *div;     /* NULL, or per-item divisors (cosine: ‖V_i‖): a
+                             bound v becomes div_i > 0 ? v / div_i : 0, as
+                             the caller treats exact scores */
+    int32_t k;            /* the answer's size, ≥ 1 */
+    bool positive_only;   /* the answer keeps only scores > 0 */
+} als_qfilter_t;
+
+/* The serving fast path: which items can reach the top k.
+ *
+ * Three passes, each branch-free over 16 items at a time: the int8 bounds
+ * of every item into lo/hi; tau = the k-th best lower bound of the items
+ * that count (not excluded; lo > 0 when positive_only), found by
+ * quickselect over only the lower bounds at or above the k-th best of a
+ * 512-item sample (a subset's k-th best is never above the whole set's);
+ * then the candidates, every item not excluded whose upper bound reaches
+ * tau. At least k counting items have score ≥ lo ≥ tau, so every item of
+ * the exact top k has score ≥ tau and is a candidate: callers that rescore
+ * the candidates with the float panel (als_score_panel on their blocks) and
+ * keep the best k get exactly the full scan's answer. (Selecting against a
+ * running threshold during the integer pass measured ~2× slower: its
+ * data-dependent branches stall the overlap of blocks.)
+ *
+ * lo, hi: scratch for n rounded up to ALS_PANEL floats. cand_item /
+ * cand_hi: room for cap entries; the vector passes need ALS_PANEL free
+ * slots per block, so cap = n + ALS_PANEL always suffices. Returns CORE_OK
+ * with *ncand candidates (in item order) and *tau (-inf when fewer than k
+ * items count), CORE_ERR_TOO_LARGE when cap was too small (run again with
+ * more), CORE_ERR_NOMEM. portable forces the plain-C passes. */
+int als_qpanel_candidates(const als_qpanel_t *qp, const float *x, const als_qfilter_t *f,
+                          float *lo, float *hi, int32_t *cand_item, float *cand_hi, int32_t cap,
+                          int32_t *ncand, float *tau, bool portable);
 
 #endif
