@@ -2,6 +2,7 @@
 #include "ml/als_query.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,10 +189,21 @@ int als_fmt_float(char *buf, float f)
 void als_json_str(core_buf_t *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t clean = 0; /* ids rarely need escaping: then one copy into reserved room */
+    while (clean < len && (unsigned char)s[clean] >= 0x20 && s[clean] != '"' && s[clean] != '\\')
+        clean++;
     core_buf_reserve(out, len + 2);
+    if (clean == len) {
+        uint8_t *w = out->data + out->len;
+        w[0] = '"';
+        memcpy(w + 1, s, len);
+        w[len + 1] = '"';
+        out->len += len + 2;
+        return;
+    }
     core_wr_raw(out, "\"", 1);
     size_t run = 0;
-    for (size_t j = 0; j < len; j++) {
+    for (size_t j = clean; j < len; j++) {
         unsigned char c = (unsigned char)s[j];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
@@ -350,36 +362,70 @@ static int answer_scan_vector(qrun_t *r, const float *x)
 }
 
 /* Keeps the best k candidates by their exact score: the float panel of
- * each block holding a candidate whose upper bound reaches tau (candidates
- * come in item order, so each block is scored once). */
-static void rescore_candidates(qrun_t *r, const float *x, const int32_t *cand_item,
-                               const float *cand_hi, int32_t ncand, float tau)
+ * each block holding one (cand: a mask per block, zero-padded to a whole
+ * number of 64-bit words, which are skipped four blocks at a time). */
+static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand)
 {
     const als_model_t *m = r->m;
-    const int32_t ni = m->items.n, rank = m->V.rank;
+    const int32_t ni = m->items.n, rank = m->V.rank, nb = (ni + ALS_PANEL - 1) / ALS_PANEL;
     float blk[ALS_PANEL];
-    int32_t scored = -1; /* the block whose scores blk holds */
-    for (int32_t c = 0; c < ncand; c++) {
-        if (!(cand_hi[c] >= tau))
-            continue;
-        const int32_t i = cand_item[c], b = i / ALS_PANEL;
-        if (b != scored) {
-            const int32_t i0 = b * ALS_PANEL, cnt = ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL;
-            als_score_panel(x, m->panel + (size_t)i0 * rank, cnt, rank, blk);
-            scored = b;
+    for (int32_t w0 = 0; w0 < nb; w0 += 4) {
+        uint64_t word;
+        memcpy(&word, cand + w0, sizeof(word));
+        while (word) {
+            const int sh = __builtin_ctzll(word) / ALS_PANEL * ALS_PANEL;
+            const int32_t b = w0 + sh / ALS_PANEL, i0 = b * ALS_PANEL;
+            unsigned lanes = (unsigned)(word >> sh) & 0xFFFFu;
+            word &= ~(0xFFFFull << sh);
+            als_score_panel(x, m->panel + (size_t)i0 * rank, ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL,
+                            rank, blk);
+            for (; lanes; lanes &= lanes - 1) {
+                const int32_t i = i0 + __builtin_ctz(lanes);
+                float sc = blk[i - i0];
+                if (r->cosine)
+                    sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
+                if (r->positive_only && !(sc > 0))
+                    continue;
+                als_topk_push(&r->t, i, sc);
+            }
         }
-        float sc = blk[i % ALS_PANEL];
-        if (r->cosine)
-            sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
-        if (r->positive_only && !(sc > 0))
-            continue;
-        als_topk_push(&r->t, i, sc);
     }
 }
 
-/* Candidates the fast path keeps on the stack; more (a model whose scores
- * crowd within the bounds' width of the threshold) go to the heap. */
-#define QUERY_STACK_CANDS 1024
+/* Per-thread scratch of the fast path, kept between queries: its four
+ * arrays of n floats are ~160 KB at 10,000 items, past the allocator's
+ * thread cache, and allocating them per query cost ~3% of a query. Freed
+ * when its thread exits (a pthread key destructor). */
+typedef struct qscratch {
+    size_t cap; /* bytes after the header */
+    _Alignas(64) unsigned char mem[];
+} qscratch_t;
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+    if (pthread_key_create(&g_scratch_key, free) != 0)
+        abort(); /* only with no keys left: a broken process */
+}
+
+/* At least bytes of this thread's scratch, 64-byte aligned; NULL on OOM. */
+static void *query_scratch(size_t bytes)
+{
+    pthread_once(&g_scratch_once, scratch_key_init);
+    qscratch_t *sc = pthread_getspecific(g_scratch_key);
+    if (sc && sc->cap >= bytes)
+        return sc->mem;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, sizeof(qscratch_t) + bytes) != 0)
+        return NULL;
+    free(sc);
+    sc = p;
+    sc->cap = bytes;
+    pthread_setspecific(g_scratch_key, sc);
+    return sc->mem;
+}
 
 /* The int8 fast path (als_score.h): the bounds single out the few items
  * that can reach the top k, the float panel scores only those. Same
@@ -387,35 +433,24 @@ static void rescore_candidates(qrun_t *r, const float *x, const int32_t *cand_it
 static int answer_fast(qrun_t *r, const float *x)
 {
     const als_model_t *m = r->m;
-    const size_t room = (size_t)m->items.n + ALS_PANEL;
-    int32_t item_s[QUERY_STACK_CANDS];
-    float hi_s[QUERY_STACK_CANDS];
-    int32_t *cand_item = item_s, ncand = 0;
-    float *cand_hi = hi_s, tau;
-    float *lo = core_trymalloc(room * sizeof(float)), *hi = core_trymalloc(room * sizeof(float));
+    /* lo, hi: n rounded up to a block, then to 64 bytes; cand: a mask per
+     * block, rounded up to whole 64-bit words */
+    const size_t room = ((size_t)m->items.n + ALS_PANEL + 15) / 16 * 16;
+    const size_t nwords = ((size_t)m->items.n + 4 * ALS_PANEL - 1) / (4 * ALS_PANEL);
+    float *lo = query_scratch(2 * room * sizeof(float) + nwords * sizeof(uint64_t));
+    if (!lo)
+        return CORE_ERR_NOMEM;
+    float *hi = lo + room;
+    uint16_t *cand = (uint16_t *)(hi + room);
+    memset(cand, 0, nwords * sizeof(uint64_t));
+    float tau;
     const als_qfilter_t f = {.excl = r->excl,
                              .div = r->cosine ? m->item_norm : NULL,
                              .k = r->t.k,
                              .positive_only = r->positive_only};
-    int err = lo && hi ? als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand_item, cand_hi,
-                                               QUERY_STACK_CANDS, &ncand, &tau, false)
-                       : CORE_ERR_NOMEM;
-    if (err == CORE_ERR_TOO_LARGE) {
-        cand_item = core_trymalloc(room * sizeof(int32_t));
-        cand_hi = core_trymalloc(room * sizeof(float));
-        err = cand_item && cand_hi
-                  ? als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand_item, cand_hi,
-                                          (int32_t)room, &ncand, &tau, false)
-                  : CORE_ERR_NOMEM;
-    }
+    int err = als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand, &tau, false);
     if (err == CORE_OK)
-        rescore_candidates(r, x, cand_item, cand_hi, ncand, tau);
-    if (cand_item != item_s) {
-        free(cand_item);
-        free(cand_hi);
-    }
-    free(lo);
-    free(hi);
+        rescore_candidates(r, x, cand);
     return err;
 }
 

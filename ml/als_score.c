@@ -399,10 +399,11 @@ static inline __mmask16 open_lanes(const als_qfilter_t *f, int32_t n, int32_t b)
     return (__mmask16)(block_lanes(n, b) & (f->excl ? ~(unsigned)f->excl[b] : 0xFFFFu));
 }
 
-/* collect_lows, 16 items per compare. */
-__attribute__((target("avx512f"))) static int
-collect_lows_avx512(const als_qfilter_t *f, const float *lo, int32_t n, float thr, float *buf,
-                    int32_t cap, int32_t *count)
+/* collect_lows, 16 items per compare, compacting lo in place (a block is
+ * loaded before anything is stored at or below its position). */
+__attribute__((target("avx512f"))) static int32_t collect_lows_avx512(const als_qfilter_t *f,
+                                                                      float *lo, int32_t n,
+                                                                      float thr)
 {
     const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
     const __m512 tv = _mm512_set1_ps(thr), zero = _mm512_setzero_ps();
@@ -413,42 +414,28 @@ collect_lows_avx512(const als_qfilter_t *f, const float *lo, int32_t n, float th
         __mmask16 m = _mm512_mask_cmp_ps_mask(open, v, tv, _CMP_GE_OQ);
         if (f->positive_only)
             m = _mm512_mask_cmp_ps_mask(m, v, zero, _CMP_GT_OQ);
-        if (!m)
-            continue;
-        if (cnt + ALS_PANEL > cap)
-            return CORE_ERR_TOO_LARGE;
-        /* register compress + full store: the memory form is slow on some CPUs */
-        _mm512_storeu_ps(buf + cnt, _mm512_maskz_compress_ps(m, v));
+        /* register compress + masked store: the memory form of compress
+         * is slow on some CPUs; the mask keeps the store within lo */
+        _mm512_mask_storeu_ps(lo + cnt, (__mmask16)((1u << __builtin_popcount(m)) - 1),
+                              _mm512_maskz_compress_ps(m, v));
         cnt += __builtin_popcount(m);
     }
-    *count = cnt;
-    return CORE_OK;
+    return cnt;
 }
 
-/* collect_candidates, 16 items per compare. */
-__attribute__((target("avx512f"))) static int
-collect_candidates_avx512(const als_qfilter_t *f, const float *hi, int32_t n, float tau,
-                          int32_t *cand_item, float *cand_hi, int32_t cap, int32_t *count)
+/* cand[b] = the lanes of block b not excluded whose upper bound reaches
+ * tau: one compare per 16 items, no branch. */
+__attribute__((target("avx512f"))) static void candidate_masks_avx512(const als_qfilter_t *f,
+                                                                     const float *hi, int32_t n,
+                                                                     float tau, uint16_t *cand)
 {
     const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
     const __m512 tv = _mm512_set1_ps(tau);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int32_t cnt = 0;
     for (int32_t b = 0; b < nb; b++) {
         const __mmask16 open = open_lanes(f, n, b);
-        const __m512 v = _mm512_maskz_loadu_ps(open, hi + (size_t)b * ALS_PANEL);
-        const __mmask16 m = _mm512_mask_cmp_ps_mask(open, v, tv, _CMP_GE_OQ);
-        if (!m)
-            continue;
-        if (cnt + ALS_PANEL > cap)
-            return CORE_ERR_TOO_LARGE;
-        const __m512i items = _mm512_add_epi32(_mm512_set1_epi32(b * ALS_PANEL), iota);
-        _mm512_storeu_si512((void *)(cand_item + cnt), _mm512_maskz_compress_epi32(m, items));
-        _mm512_storeu_ps(cand_hi + cnt, _mm512_maskz_compress_ps(m, v));
-        cnt += __builtin_popcount(m);
+        cand[b] = (uint16_t)_mm512_mask_cmp_ps_mask(
+            open, _mm512_maskz_loadu_ps(open, hi + (size_t)b * ALS_PANEL), tv, _CMP_GE_OQ);
     }
-    *count = cnt;
-    return CORE_OK;
 }
 
 /* A threshold for k ≤ LANE_TOPS_K without sorting: each of the 16 lanes
@@ -612,48 +599,42 @@ static float sample_threshold(const als_qfilter_t *f, const float *lo, int32_t n
     return m >= f->k ? kth_largest(v, m, f->k) : -INFINITY;
 }
 
-/* buf gets every counting lower bound ≥ thr. */
-static int collect_lows(const als_qfilter_t *f, const float *lo, int32_t n, float thr, float *buf,
-                        int32_t cap, int32_t *count, bool portable)
+/* Moves every counting lower bound ≥ thr to the front of lo; returns how
+ * many. */
+static int32_t collect_lows(const als_qfilter_t *f, float *lo, int32_t n, float thr,
+                            bool portable)
 {
 #ifdef ALS_HAVE_VNNI
     if (!portable && als_qpanel_worthwhile())
-        return collect_lows_avx512(f, lo, n, thr, buf, cap, count);
+        return collect_lows_avx512(f, lo, n, thr);
 #endif
     (void)portable;
     int32_t cnt = 0;
-    for (int32_t i = 0; i < n; i++) {
-        if (!(lo[i] >= thr) || !qf_counts(f, i, lo[i]))
-            continue;
-        if (cnt >= cap)
-            return CORE_ERR_TOO_LARGE;
-        buf[cnt++] = lo[i];
-    }
-    *count = cnt;
-    return CORE_OK;
+    for (int32_t i = 0; i < n; i++)
+        if (lo[i] >= thr && qf_counts(f, i, lo[i]))
+            lo[cnt++] = lo[i];
+    return cnt;
 }
 
-/* Candidates: every item not excluded whose upper bound reaches tau. */
-static int collect_candidates(const als_qfilter_t *f, const float *hi, int32_t n, float tau,
-                              int32_t *cand_item, float *cand_hi, int32_t cap, int32_t *count,
-                              bool portable)
+static void candidate_masks(const als_qfilter_t *f, const float *hi, int32_t n, float tau,
+                            uint16_t *cand, bool portable)
 {
 #ifdef ALS_HAVE_VNNI
-    if (!portable && als_qpanel_worthwhile())
-        return collect_candidates_avx512(f, hi, n, tau, cand_item, cand_hi, cap, count);
+    if (!portable && als_qpanel_worthwhile()) {
+        candidate_masks_avx512(f, hi, n, tau, cand);
+        return;
+    }
 #endif
     (void)portable;
-    int32_t cnt = 0;
-    for (int32_t i = 0; i < n; i++) {
-        if (!(hi[i] >= tau) || qf_excluded(f, i))
-            continue;
-        if (cnt >= cap)
-            return CORE_ERR_TOO_LARGE;
-        cand_item[cnt] = i;
-        cand_hi[cnt++] = hi[i];
+    for (int32_t b = 0; b < (n + ALS_PANEL - 1) / ALS_PANEL; b++) {
+        unsigned m = 0;
+        for (int32_t j = 0; j < ALS_PANEL && b * ALS_PANEL + j < n; j++) {
+            const int32_t i = b * ALS_PANEL + j;
+            if (hi[i] >= tau && !qf_excluded(f, i))
+                m |= 1u << j;
+        }
+        cand[b] = (uint16_t)m;
     }
-    *count = cnt;
-    return CORE_OK;
 }
 
 /* Cosine: v / div_i when div_i > 0, else 0 — as the caller treats exact scores. */
@@ -666,10 +647,8 @@ static void divide_bounds(const float *div, int32_t n, float *lo, float *hi)
 }
 
 int als_qpanel_candidates(const als_qpanel_t *qp, const float *x, const als_qfilter_t *f,
-                          float *lo, float *hi, int32_t *cand_item, float *cand_hi, int32_t cap,
-                          int32_t *ncand, float *tau, bool portable)
+                          float *lo, float *hi, uint16_t *cand, float *tau, bool portable)
 {
-    *ncand = 0;
     *tau = -INFINITY;
     qquery_t qq;
     if (qquery_init(&qq, qp, x) != CORE_OK)
@@ -686,18 +665,14 @@ int als_qpanel_candidates(const als_qpanel_t *qp, const float *x, const als_qfil
         goto candidates;
     }
 #endif
-    /* tau: the k-th best counting lower bound. cand_hi is its scratch. */
-    int32_t nlows = 0;
-    int err = collect_lows(f, lo, n, sample_threshold(f, lo, n), cand_hi, cap, &nlows, portable);
-    if (err)
-        return err;
-    t = nlows >= f->k ? kth_largest(cand_hi, nlows, f->k) : -INFINITY;
+    /* tau: the k-th best counting lower bound, by quickselect over those at
+     * or above a sample's k-th best (lo is consumed as the scratch) */
+    const int32_t nlows = collect_lows(f, lo, n, sample_threshold(f, lo, n), portable);
+    t = nlows >= f->k ? kth_largest(lo, nlows, f->k) : -INFINITY;
 #ifdef ALS_HAVE_VNNI
 candidates:
 #endif
-    err = collect_candidates(f, hi, n, t, cand_item, cand_hi, cap, ncand, portable);
-    if (err)
-        return err;
+    candidate_masks(f, hi, n, t, cand, portable);
     *tau = t;
     return CORE_OK;
 }

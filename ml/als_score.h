@@ -148,25 +148,27 @@ typedef struct als_qfilter {
  *
  * Three passes, each branch-free over 16 items at a time: the int8 bounds
  * of every item into lo/hi; tau = the k-th best lower bound of the items
- * that count (not excluded; lo > 0 when positive_only), found by
- * quickselect over only the lower bounds at or above the k-th best of a
- * 512-item sample (a subset's k-th best is never above the whole set's);
- * then the candidates, every item not excluded whose upper bound reaches
- * tau. At least k counting items have score ≥ lo ≥ tau, so every item of
- * the exact top k has score ≥ tau and is a candidate: callers that rescore
- * the candidates with the float panel (als_score_panel on their blocks) and
+ * that count (not excluded; lo > 0 when positive_only); then the
+ * candidates, every item not excluded whose upper bound reaches tau. At
+ * least k counting items have score ≥ lo ≥ tau, so every item of the exact
+ * top k has score ≥ tau and is a candidate: callers that rescore the
+ * candidates with the float panel (als_score_panel on their blocks) and
  * keep the best k get exactly the full scan's answer. (Selecting against a
  * running threshold during the integer pass measured ~2× slower: its
  * data-dependent branches stall the overlap of blocks.)
  *
- * lo, hi: scratch for n rounded up to ALS_PANEL floats. cand_item /
- * cand_hi: room for cap entries; the vector passes need ALS_PANEL free
- * slots per block, so cap = n + ALS_PANEL always suffices. Returns CORE_OK
- * with *ncand candidates (in item order) and *tau (-inf when fewer than k
- * items count), CORE_ERR_TOO_LARGE when cap was too small (run again with
- * more), CORE_ERR_NOMEM. portable forces the plain-C passes. */
+ * tau for k ≤ 16 comes from each of the 16 lanes keeping its 4 best lower
+ * bounds while scanning (a min/max network; exact unless one lane holds
+ * more than 4 of the k best, and never above the true k-th best); for
+ * larger k, from quickselect over the lower bounds at or above the k-th
+ * best of a 512-item sample (a subset's k-th best is never above the whole
+ * set's).
+ *
+ * lo, hi: scratch for n rounded up to ALS_PANEL floats (lo is consumed).
+ * cand: one mask per block of ALS_PANEL items (bit j = item b·16 + j).
+ * Returns CORE_OK and *tau (-inf when fewer than k items count), or
+ * CORE_ERR_NOMEM. portable forces the plain-C passes. */
 int als_qpanel_candidates(const als_qpanel_t *qp, const float *x, const als_qfilter_t *f,
-                          float *lo, float *hi, int32_t *cand_item, float *cand_hi, int32_t cap,
-                          int32_t *ncand, float *tau, bool portable);
+                          float *lo, float *hi, uint16_t *cand, float *tau, bool portable);
 
 #endif
