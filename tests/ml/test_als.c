@@ -810,6 +810,105 @@ static void test_qpanel_bounds_enclose_float_scores_with_both_kernels(void **sta
     check_qpanel_bounds(16 * 9, 100, g_seed + 2);
 }
 
+/* The candidate masks hold every item of the exact top k, with both
+ * kernels and every filter (exclusions, > 0 only, cosine divisors, small k
+ * with the lane tops and large k with the sampled quickselect); tau is
+ * never above the exact k-th best; excluded items are never candidates;
+ * and for small k the masks prune most items. */
+static void check_qpanel_candidates(int32_t n, int32_t rank, uint64_t seed)
+{
+    uint64_t s = seed;
+    als_factors_t V;
+    assert_int_equal(als_factors_init(&V, n, rank), 0);
+    als_factors_randomize(&V, seed, 2);
+    for (int32_t i = 0; i < n; i++)
+        ((float *)als_row(&V, i))[0] += 0.5f; /* a shared direction, as trained factors have */
+    float *P = als_panel_build(&V);
+    als_qpanel_t qp;
+    assert_int_equal(als_qpanel_build(&V, &qp), 0);
+    const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL, room = nb * ALS_PANEL + ALS_PANEL;
+    float *x = aligned_alloc(64, sizeof(float) * (size_t)V.stride);
+    float *ex = malloc(sizeof(float) * (size_t)room), *lo = malloc(sizeof(float) * (size_t)room),
+          *hi = malloc(sizeof(float) * (size_t)room), *norm = malloc(sizeof(float) * (size_t)n);
+    uint16_t *excl = calloc((size_t)nb, sizeof(uint16_t)), *cand = calloc((size_t)nb, 2);
+    for (int32_t i = 0; i < n; i++) {
+        double q = 0;
+        for (int32_t a = 0; a < rank; a++)
+            q += (double)als_row(&V, i)[a] * als_row(&V, i)[a];
+        norm[i] = i % 97 == 5 ? 0 : (float)sqrt(q); /* a few zero norms: cosine answers 0 */
+    }
+    static const int32_t ks[] = {1, 10, 16, 17, 100};
+    for (int trial = 0; trial < 20; trial++) {
+        const int32_t k = ks[trial % 5];
+        const bool positive_only = trial & 1, cosine = trial & 2;
+        memset(x, 0, sizeof(float) * (size_t)V.stride);
+        for (int32_t a = 0; a < rank; a++)
+            x[a] = (float)(rng_unit(&s) - 0.5);
+        x[0] += trial % 3 == 0 ? 1.0f : 0;
+        memset(excl, 0, (size_t)nb * sizeof(uint16_t));
+        for (int32_t i = 0; i < n; i++)
+            if (rng_unit(&s) < 0.1)
+                excl[i / ALS_PANEL] |= (uint16_t)(1u << (i % ALS_PANEL));
+        als_score_panel(x, P, n, rank, ex);
+        if (cosine)
+            for (int32_t i = 0; i < n; i++)
+                ex[i] = norm[i] > 0 ? ex[i] / norm[i] : 0;
+        /* the exact answer's k-th score among eligible items */
+        int32_t eligible = 0;
+        float *sorted = malloc(sizeof(float) * (size_t)n);
+        for (int32_t i = 0; i < n; i++)
+            if (!(excl[i / ALS_PANEL] >> (i % ALS_PANEL) & 1) && (!positive_only || ex[i] > 0))
+                sorted[eligible++] = ex[i];
+        for (int32_t a = 1; a < eligible; a++) /* insertion sort, descending */
+            for (int32_t b = a; b > 0 && sorted[b - 1] < sorted[b]; b--) {
+                float t = sorted[b];
+                sorted[b] = sorted[b - 1];
+                sorted[b - 1] = t;
+            }
+        const float kth = eligible >= k ? sorted[k - 1] : -INFINITY;
+        free(sorted);
+        const als_qfilter_t f = {.excl = excl, .div = cosine ? norm : NULL, .k = k,
+                                 .positive_only = positive_only};
+        for (int portable = 0; portable < 2; portable++) {
+            float tau;
+            memset(cand, 0, (size_t)nb * 2);
+            assert_int_equal(als_qpanel_candidates(&qp, x, &f, lo, hi, cand, &tau, portable), 0);
+            CHECK(!(tau > kth));
+            int32_t ncand = 0;
+            for (int32_t i = 0; i < n; i++) {
+                const bool is_cand = cand[i / ALS_PANEL] >> (i % ALS_PANEL) & 1;
+                const bool excluded = excl[i / ALS_PANEL] >> (i % ALS_PANEL) & 1;
+                ncand += is_cand;
+                CHECK(!(is_cand && excluded));
+                if (!excluded && ex[i] >= kth && (!positive_only || ex[i] > 0))
+                    CHECK(is_cand); /* in the exact top k (ties at the k-th included) */
+            }
+            for (int32_t b = 0; b < nb; b++) /* tail lanes of the last block stay clear */
+                CHECK((cand[b] & ~((1u << (n - b * ALS_PANEL < 16 ? n - b * ALS_PANEL : 16)) - 1u)) == 0);
+            if (k <= 16 && !positive_only)
+                CHECK(ncand < n / 4);
+        }
+    }
+    free(x);
+    free(ex);
+    free(lo);
+    free(hi);
+    free(norm);
+    free(excl);
+    free(cand);
+    free(P);
+    als_qpanel_fini(&qp);
+    als_factors_fini(&V);
+}
+
+static void test_qpanel_candidates_hold_the_exact_top_k(void **state)
+{
+    (void)state;
+    check_qpanel_candidates(2003, 50, g_seed);
+    check_qpanel_candidates(77, 7, g_seed + 1); /* fewer items than the sample, one partial block */
+    check_qpanel_candidates(16 * 40, 100, g_seed + 2); /* rank past the unrolled kernels */
+}
+
 /* Parses {"itemScores":[...]} into parallel arrays; returns the count. */
 static int parse_answer(const core_buf_t *b, char items[][32], double *scores, int max)
 {
@@ -1160,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_topk_keeps_the_best_k_in_order_with_index_tie_break),
         cmocka_unit_test(test_score_all_and_panel_match_scalar_dot_products),
         cmocka_unit_test(test_qpanel_bounds_enclose_float_scores_with_both_kernels),
+        cmocka_unit_test(test_qpanel_candidates_hold_the_exact_top_k),
         cmocka_unit_test(test_fast_query_path_answers_like_the_float_scan),
         cmocka_unit_test(test_fmt_float_matches_printf_and_round_trips),
         cmocka_unit_test(test_model_encode_decode_round_trips_everything),
