@@ -676,66 +676,188 @@ static broker_proto_res_t handle_fetch(broker_t *b, broker_req_t *req, core_rd_t
     return BROKER_PROTO_DONE;
 }
 
-/* ---- ListOffsets (2) ------------------------------------------------------------ */
-static broker_proto_res_t handle_list_offsets(broker_t *b, broker_req_t *req, core_rd_t *rd)
+/* ---- whole-body decoding for ListOffsets and the admin requests ----------------- */
+/* These requests are decoded whole, each wire layout by one rd_* function,
+ * before anything is answered or done: a body found malformed halfway closes
+ * the connection before its first topic was created, altered or deleted.
+ * Strings and broker-id lists are views into the frame (valid while the
+ * request is); the arrays come from one body_mem_t, freed by body_free. */
+typedef struct body_mem {
+    void **blocks;
+    int n, cap;
+} body_mem_t;
+
+/* An array of n zeroed entries owned by m; n is a count the reader capped
+ * (0 after a failed read, -1 for a null array: both get one entry). */
+static void *body_array(body_mem_t *m, int32_t n, size_t size)
 {
-    int16_t v = req->hdr.api_version;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 8;
+        m->blocks = core_xrealloc(m->blocks, sizeof *m->blocks * (size_t)m->cap);
+    }
+    return m->blocks[m->n++] = core_xcalloc(n > 0 ? (size_t)n : 1, size);
+}
+
+static void body_free(body_mem_t *m)
+{
+    for (int i = 0; i < m->n; i++)
+        free(m->blocks[i]);
+    free(m->blocks);
+    memset(m, 0, sizeof *m);
+}
+
+/* A config as CreateTopics and AlterConfigs send it: name, nullable value. */
+typedef struct cfg_pair {
+    core_slice_t key;
+    core_slice_t value; /* len -1: null */
+} cfg_pair_t;
+
+static cfg_pair_t *rd_cfg_pairs(core_rd_t *rd, body_mem_t *m, int32_t *n)
+{
+    *n = core_rd_array(rd, BROKER_PROTO_MAX_CONFIGS, 4);
+    cfg_pair_t *c = body_array(m, *n, sizeof *c);
+    for (int32_t j = 0; j < *n && !rd->err; j++) {
+        c[j].key = core_rd_str(rd);
+        c[j].value = core_rd_nstr(rd);
+    }
+    return c;
+}
+
+/* NUL-terminated copies of n configs; a null value stays NULL. The caller
+ * frees them with cfg_cstrs_free. */
+static void cfg_cstrs(const cfg_pair_t *c, int32_t n, const char ***keys, const char ***vals)
+{
+    *keys = core_xcalloc((size_t)n + 1, sizeof **keys);
+    *vals = core_xcalloc((size_t)n + 1, sizeof **vals);
+    for (int32_t j = 0; j < n; j++) {
+        (*keys)[j] = core_xstrndup((const char *)c[j].key.ptr, (size_t)c[j].key.len);
+        if (c[j].value.len >= 0)
+            (*vals)[j] = core_xstrndup((const char *)c[j].value.ptr, (size_t)c[j].value.len);
+    }
+}
+
+static void cfg_cstrs_free(const char **keys, const char **vals, int32_t n)
+{
+    for (int32_t j = 0; j < n; j++) {
+        free((void *)keys[j]);
+        free((void *)vals[j]);
+    }
+    free(keys);
+    free(vals);
+}
+
+/* A replica assignment's broker ids ([int32]), kept as a view of the wire. */
+static core_slice_t rd_broker_ids(core_rd_t *rd)
+{
+    int32_t n = core_rd_array(rd, 1000, 4);
+    return core_rd_raw(rd, (size_t)n * 4);
+}
+
+static int32_t broker_ids_count(core_slice_t ids)
+{
+    return (int32_t)(ids.len / 4);
+}
+
+/* True when every id of the list names this node, the only broker there is. */
+static bool broker_ids_all_this_node(core_slice_t ids, int32_t node_id)
+{
+    core_rd_t rd;
+    core_rd_init(&rd, ids.ptr, (size_t)ids.len);
+    while (core_rd_remain(&rd) >= 4)
+        if (core_rd_i32(&rd) != node_id)
+            return false;
+    return true;
+}
+
+/* ---- ListOffsets (2) ------------------------------------------------------------ */
+typedef struct lo_part {
+    int32_t index;
+    int64_t timestamp; /* -1 latest, -2 earliest, else a time */
+    int32_t max_num;   /* v0 only (1 for later versions) */
+} lo_part_t;
+
+typedef struct lo_topic {
+    core_slice_t name;
+    lo_part_t *parts;
+    int32_t nparts;
+} lo_topic_t;
+
+typedef struct lo_body {
+    lo_topic_t *topics;
+    int32_t ntopics;
+    body_mem_t mem;
+} lo_body_t;
+
+/* v0-5: replica_id, [isolation_level (v2+)], [name, [partition,
+ * [current_leader_epoch (v4+)], timestamp, [max_num_offsets (v0)]]]. */
+static int rd_list_offsets(core_rd_t *rd, int16_t v, lo_body_t *r)
+{
+    memset(r, 0, sizeof *r);
     (void)core_rd_i32(rd); /* replica_id */
     if (v >= 2)
         (void)core_rd_i8(rd); /* isolation_level: LSO == HW without transactions */
     size_t pmin = 4 + 8 + (v >= 4 ? 4 : 0) + (v == 0 ? 4 : 0);
-    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 6);
-    size_t topics_pos = rd->pos;
-    /* Validate the whole body before answering anything. */
-    for (int32_t i = 0; i < nt && !rd->err; i++) {
-        (void)core_rd_str(rd);
-        int32_t np = core_rd_array(rd, BROKER_PROTO_MAX_PARTITIONS, pmin);
-        core_rd_skip(rd, (size_t)np * pmin);
+    r->ntopics = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 6);
+    r->topics = body_array(&r->mem, r->ntopics, sizeof *r->topics);
+    for (int32_t i = 0; i < r->ntopics && !rd->err; i++) {
+        lo_topic_t *t = &r->topics[i];
+        t->name = core_rd_str(rd);
+        t->nparts = core_rd_array(rd, BROKER_PROTO_MAX_PARTITIONS, pmin);
+        t->parts = body_array(&r->mem, t->nparts, sizeof *t->parts);
+        for (int32_t j = 0; j < t->nparts && !rd->err; j++) {
+            lo_part_t *p = &t->parts[j];
+            p->index = core_rd_i32(rd);
+            if (v >= 4)
+                (void)core_rd_i32(rd); /* current_leader_epoch */
+            p->timestamp = core_rd_i64(rd);
+            p->max_num = v == 0 ? core_rd_i32(rd) : 1;
+        }
     }
-    if (rd->err)
-        return req_malformed(req, rd);
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = topics_pos;
+    return rd->err;
+}
 
+static broker_proto_res_t handle_list_offsets(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int16_t v = req->hdr.api_version;
+    lo_body_t r;
+    if (rd_list_offsets(rd, v, &r)) {
+        body_free(&r.mem);
+        return req_malformed(req, rd);
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     if (v >= 2)
         core_wr_i32(o, 0);
-    core_wr_i32(o, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
+    core_wr_i32(o, r.ntopics);
+    for (int32_t i = 0; i < r.ntopics; i++) {
+        const lo_topic_t *lt = &r.topics[i];
         int16_t terr = BROKER_KERR_NONE;
-        broker_topic_t *t = broker_topic_get(b, (const char *)name.ptr, (size_t)name.len, false, &terr);
-        int32_t np = core_rd_array(&r2, BROKER_PROTO_MAX_PARTITIONS, pmin);
-        core_wr_str(o, name.ptr, name.len);
-        core_wr_i32(o, np);
-        for (int32_t j = 0; j < np; j++) {
-            int32_t index = core_rd_i32(&r2);
-            if (v >= 4)
-                (void)core_rd_i32(&r2); /* current_leader_epoch */
-            int64_t ts = core_rd_i64(&r2);
-            int32_t max_num = v == 0 ? core_rd_i32(&r2) : 1;
+        broker_topic_t *t =
+            broker_topic_get(b, (const char *)lt->name.ptr, (size_t)lt->name.len, false, &terr);
+        core_wr_str(o, lt->name.ptr, lt->name.len);
+        core_wr_i32(o, lt->nparts);
+        for (int32_t j = 0; j < lt->nparts; j++) {
+            const lo_part_t *lp = &lt->parts[j];
             int16_t err = BROKER_KERR_NONE;
             int64_t off = -1, ts_out = -1;
             broker_log_t *log = NULL;
             if (!t)
                 err = terr;
-            else if (index < 0 || index >= t->npartitions)
+            else if (lp->index < 0 || lp->index >= t->npartitions)
                 err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else {
-                log = t->partitions[index];
-                if (ts == -1)
+                log = t->partitions[lp->index];
+                if (lp->timestamp == -1)
                     off = broker_log_high_watermark(log); /* = LSO (pitfall 9) */
-                else if (ts == -2)
+                else if (lp->timestamp == -2)
                     off = broker_log_start_offset(log);
                 else
-                    off = broker_log_offset_for_time(log, ts, &ts_out);
+                    off = broker_log_offset_for_time(log, lp->timestamp, &ts_out);
             }
-            core_wr_i32(o, index);
+            core_wr_i32(o, lp->index);
             core_wr_i16(o, err);
             if (v == 0) {
-                bool one = !err && off >= 0 && max_num > 0;
+                bool one = !err && off >= 0 && lp->max_num > 0;
                 core_wr_i32(o, one ? 1 : 0);
                 if (one)
                     core_wr_i64(o, off);
@@ -748,159 +870,211 @@ static broker_proto_res_t handle_list_offsets(broker_t *b, broker_req_t *req, co
         }
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
 /* ---- CreateTopics (19) ------------------------------------------------------------ */
+typedef struct ct_assign {
+    int32_t partition;
+    core_slice_t brokers; /* broker ids */
+} ct_assign_t;
+
+typedef struct ct_topic {
+    core_slice_t name;
+    int32_t nparts; /* -1: from the assignments, else the broker default */
+    int16_t rf;
+    ct_assign_t *assign;
+    int32_t nassign;
+    cfg_pair_t *configs;
+    int32_t nconfigs;
+} ct_topic_t;
+
+typedef struct ct_body {
+    ct_topic_t *topics;
+    int32_t ntopics;
+    bool validate_only;
+    body_mem_t mem;
+} ct_body_t;
+
+/* v0-4: [name, num_partitions, replication_factor, [partition, [broker_id]],
+ * [config_name, nullable config_value]], timeout_ms, [validate_only (v1+)]. */
+static int rd_create_topics(core_rd_t *rd, int16_t v, ct_body_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->ntopics = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4 + 2 + 4 + 4);
+    r->topics = body_array(&r->mem, r->ntopics, sizeof *r->topics);
+    for (int32_t i = 0; i < r->ntopics && !rd->err; i++) {
+        ct_topic_t *t = &r->topics[i];
+        t->name = core_rd_str(rd);
+        t->nparts = core_rd_i32(rd);
+        t->rf = core_rd_i16(rd);
+        t->nassign = core_rd_array(rd, BROKER_PROTO_MAX_CREATE_PARTITIONS, 8);
+        t->assign = body_array(&r->mem, t->nassign, sizeof *t->assign);
+        for (int32_t j = 0; j < t->nassign && !rd->err; j++) {
+            t->assign[j].partition = core_rd_i32(rd);
+            t->assign[j].brokers = rd_broker_ids(rd);
+        }
+        t->configs = rd_cfg_pairs(rd, &r->mem, &t->nconfigs);
+    }
+    (void)core_rd_i32(rd); /* timeout_ms */
+    r->validate_only = v >= 1 ? core_rd_i8(rd) != 0 : false;
+    return rd->err;
+}
+
+/* Creates (or with validate_only checks) one topic. Returns its error code,
+ * with msg saying why. */
+static int16_t create_topic(broker_t *b, const ct_topic_t *ct, bool validate_only, char *msg,
+                            size_t msgsz)
+{
+    int16_t err = BROKER_KERR_NONE;
+    for (int32_t j = 0; j < ct->nassign && !err; j++)
+        if (!broker_ids_all_this_node(ct->assign[j].brokers, b->node_id)) {
+            err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(msg, msgsz, "replica assignment names an unknown broker");
+        }
+    const char **keys, **vals;
+    cfg_cstrs(ct->configs, ct->nconfigs, &keys, &vals);
+    for (int32_t j = 0; j < ct->nconfigs && !err; j++)
+        if (!vals[j]) {
+            err = BROKER_KERR_INVALID_CONFIG;
+            snprintf(msg, msgsz, "config %s has a null value", keys[j]);
+        }
+    int32_t nparts = ct->nparts;
+    if (ct->nassign > 0 && nparts == -1)
+        nparts = ct->nassign;
+    if (nparts == -1)
+        nparts = (int32_t)b->conf.num_partitions;
+    core_slice_t name = ct->name;
+    char nbuf[256], *heap;
+    const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
+    if (err) {
+    } else if (!broker_topic_name_valid((const char *)name.ptr, (size_t)name.len)) {
+        err = BROKER_KERR_INVALID_TOPIC_EXCEPTION;
+        snprintf(msg, msgsz, "illegal topic name (1..249 of [a-zA-Z0-9._-], not . or ..)");
+    } else if (!broker_groups_topic_allowed(b, (const char *)name.ptr, (size_t)name.len, msg,
+                                            msgsz)) {
+        err = BROKER_KERR_INVALID_TOPIC_EXCEPTION; /* --topic-name-pattern; msg says why */
+    } else if (nparts <= 0 || nparts > b->conf.max_partitions) {
+        err = BROKER_KERR_INVALID_PARTITIONS;
+        snprintf(msg, msgsz, "partition count %d is not in 1..%lld", nparts,
+                 (long long)b->conf.max_partitions);
+    } else if (ct->rf != -1 && ct->rf != 1) {
+        err = BROKER_KERR_INVALID_REPLICATION_FACTOR;
+        snprintf(msg, msgsz, "replication factor %d > 1 available broker", ct->rf);
+    } else {
+        int rc = broker_topics_create(b->topics, cname, nparts, keys, vals, ct->nconfigs,
+                                      validate_only, msg, msgsz);
+        if (rc == CORE_ERR_EXISTS) {
+            err = BROKER_KERR_TOPIC_ALREADY_EXISTS;
+            snprintf(msg, msgsz, "topic '%s' already exists", cname);
+        } else if (rc) {
+            err = broker_proto_kerr(rc);
+            if (!msg[0])
+                snprintf(msg, msgsz, "%s", core_strerror(rc));
+        }
+    }
+    cfg_cstrs_free(keys, vals, ct->nconfigs);
+    free(heap);
+    return err;
+}
+
+/* An error message, or null when there is no error (admin responses, v1+). */
+static void wr_error_message(core_buf_t *o, int16_t err, const char *msg)
+{
+    if (err)
+        core_wr_str(o, msg, (int64_t)strlen(msg));
+    else
+        core_wr_str(o, NULL, -1);
+}
+
 static broker_proto_res_t handle_create_topics(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
     int16_t v = req->hdr.api_version;
-    /* First pass: validate the whole body (views stay valid in the frame). */
-    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4 + 2 + 4 + 4);
-    size_t topics_pos = rd->pos;
-    for (int32_t i = 0; i < nt && !rd->err; i++) {
-        (void)core_rd_str(rd);
-        core_rd_skip(rd, 6);
-        int32_t na = core_rd_array(rd, BROKER_PROTO_MAX_CREATE_PARTITIONS, 8);
-        for (int32_t j = 0; j < na && !rd->err; j++) {
-            core_rd_skip(rd, 4);
-            int32_t nb = core_rd_array(rd, 1000, 4);
-            core_rd_skip(rd, (size_t)nb * 4);
-        }
-        int32_t nc = core_rd_array(rd, BROKER_PROTO_MAX_CONFIGS, 4);
-        for (int32_t j = 0; j < nc && !rd->err; j++) {
-            (void)core_rd_str(rd);
-            (void)core_rd_nstr(rd);
-        }
-    }
-    (void)core_rd_i32(rd); /* timeout_ms */
-    bool validate_only = v >= 1 ? core_rd_i8(rd) != 0 : false;
-    if (rd->err)
+    ct_body_t r;
+    if (rd_create_topics(rd, v, &r)) {
+        body_free(&r.mem);
         return req_malformed(req, rd);
-
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = topics_pos;
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     if (v >= 2)
         core_wr_i32(o, 0);
-    core_wr_i32(o, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
-        int32_t nparts = core_rd_i32(&r2);
-        int16_t rf = core_rd_i16(&r2);
-        int16_t err = BROKER_KERR_NONE;
+    core_wr_i32(o, r.ntopics);
+    for (int32_t i = 0; i < r.ntopics; i++) {
+        const ct_topic_t *ct = &r.topics[i];
         char msg[512] = "";
-        int32_t na = core_rd_array(&r2, BROKER_PROTO_MAX_CREATE_PARTITIONS, 8);
-        for (int32_t j = 0; j < na; j++) {
-            core_rd_skip(&r2, 4);
-            int32_t nb = core_rd_array(&r2, 1000, 4);
-            for (int32_t k = 0; k < nb; k++)
-                if (core_rd_i32(&r2) != b->node_id && !err) {
-                    err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
-                    snprintf(msg, sizeof msg, "replica assignment names an unknown broker");
-                }
-        }
-        int32_t nc = core_rd_array(&r2, BROKER_PROTO_MAX_CONFIGS, 4);
-        const char **keys = core_xcalloc((size_t)nc + 1, sizeof *keys);
-        const char **vals = core_xcalloc((size_t)nc + 1, sizeof *vals);
-        for (int32_t j = 0; j < nc; j++) {
-            core_slice_t k = core_rd_str(&r2), val = core_rd_nstr(&r2);
-            keys[j] = core_xstrndup((const char *)k.ptr, (size_t)k.len);
-            vals[j] = core_xstrndup(val.len > 0 ? (const char *)val.ptr : "",
-                                    val.len > 0 ? (size_t)val.len : 0);
-            if (val.len < 0 && !err) {
-                err = BROKER_KERR_INVALID_CONFIG;
-                snprintf(msg, sizeof msg, "config %s has a null value", keys[j]);
-            }
-        }
-        if (na > 0 && nparts == -1)
-            nparts = na;
-        if (nparts == -1)
-            nparts = (int32_t)b->conf.num_partitions;
-        char nbuf[256], *heap;
-        const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
-        if (err) {
-        } else if (!broker_topic_name_valid((const char *)name.ptr, (size_t)name.len)) {
-            err = BROKER_KERR_INVALID_TOPIC_EXCEPTION;
-            snprintf(msg, sizeof msg, "illegal topic name (1..249 of [a-zA-Z0-9._-], not . or ..)");
-        } else if (!broker_groups_topic_allowed(b, (const char *)name.ptr, (size_t)name.len, msg,
-                                                sizeof msg)) {
-            err = BROKER_KERR_INVALID_TOPIC_EXCEPTION; /* --topic-name-pattern; msg says why */
-        } else if (nparts <= 0 || nparts > b->conf.max_partitions) {
-            err = BROKER_KERR_INVALID_PARTITIONS;
-            snprintf(msg, sizeof msg, "partition count %d is not in 1..%lld", nparts,
-                     (long long)b->conf.max_partitions);
-        } else if (rf != -1 && rf != 1) {
-            err = BROKER_KERR_INVALID_REPLICATION_FACTOR;
-            snprintf(msg, sizeof msg, "replication factor %d > 1 available broker", rf);
-        } else {
-            int rc = broker_topics_create(b->topics, cname, nparts, keys, vals, nc, validate_only,
-                                          msg, sizeof msg);
-            if (rc == CORE_ERR_EXISTS) {
-                err = BROKER_KERR_TOPIC_ALREADY_EXISTS;
-                snprintf(msg, sizeof msg, "topic '%s' already exists", cname);
-            } else if (rc) {
-                err = broker_proto_kerr(rc);
-                if (!msg[0])
-                    snprintf(msg, sizeof msg, "%s", core_strerror(rc));
-            }
-        }
-        for (int32_t j = 0; j < nc; j++) {
-            free((void *)keys[j]);
-            free((void *)vals[j]);
-        }
-        free(keys);
-        free(vals);
-        free(heap);
-        core_wr_str(o, name.ptr, name.len);
+        int16_t err = create_topic(b, ct, r.validate_only, msg, sizeof msg);
+        core_wr_str(o, ct->name.ptr, ct->name.len);
         core_wr_i16(o, err);
-        if (v >= 1) {
-            if (err)
-                core_wr_str(o, msg, (int64_t)strlen(msg));
-            else
-                core_wr_str(o, NULL, -1);
-        }
+        if (v >= 1)
+            wr_error_message(o, err, msg);
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
 /* ---- DeleteRecords (21) ----------------------------------------------------------- */
-/* v0-1 (v1 only changed throttling): [name, [partition, offset]], timeout_ms
- * -> [name, [partition, low_watermark, error_code]]. offset -1 = the high
- * watermark. The new start is durable before the answer (broker_log.h). */
-static broker_proto_res_t handle_delete_records(broker_t *b, broker_req_t *req, core_rd_t *rd)
+typedef struct dr_part {
+    int32_t index;
+    int64_t offset; /* -1: the high watermark */
+} dr_part_t;
+
+typedef struct dr_topic {
+    core_slice_t name;
+    dr_part_t *parts;
+    int32_t nparts;
+} dr_topic_t;
+
+typedef struct dr_body {
+    dr_topic_t *topics;
+    int32_t ntopics;
+    body_mem_t mem;
+} dr_body_t;
+
+/* v0-1 (v1 only changed throttling): [name, [partition, offset]], timeout_ms. */
+static int rd_delete_records(core_rd_t *rd, dr_body_t *r)
 {
-    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4);
-    size_t topics_pos = rd->pos;
-    for (int32_t i = 0; i < nt && !rd->err; i++) {
-        (void)core_rd_str(rd);
-        int32_t np = core_rd_array(rd, BROKER_PROTO_MAX_PARTITIONS, 12);
-        core_rd_skip(rd, (size_t)(np > 0 ? np : 0) * 12);
+    memset(r, 0, sizeof *r);
+    r->ntopics = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4);
+    r->topics = body_array(&r->mem, r->ntopics, sizeof *r->topics);
+    for (int32_t i = 0; i < r->ntopics && !rd->err; i++) {
+        dr_topic_t *t = &r->topics[i];
+        t->name = core_rd_str(rd);
+        t->nparts = core_rd_array(rd, BROKER_PROTO_MAX_PARTITIONS, 12);
+        t->parts = body_array(&r->mem, t->nparts, sizeof *t->parts);
+        for (int32_t j = 0; j < t->nparts && !rd->err; j++) {
+            t->parts[j].index = core_rd_i32(rd);
+            t->parts[j].offset = core_rd_i64(rd);
+        }
     }
     (void)core_rd_i32(rd); /* timeout_ms */
-    if (rd->err)
-        return req_malformed(req, rd);
+    return rd->err;
+}
 
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = topics_pos;
+/* -> [name, [partition, low_watermark, error_code]]. The new start is durable
+ * before the answer (broker_log.h). */
+static broker_proto_res_t handle_delete_records(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    dr_body_t r;
+    if (rd_delete_records(rd, &r)) {
+        body_free(&r.mem);
+        return req_malformed(req, rd);
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     core_wr_i32(o, 0); /* throttle_time_ms */
-    core_wr_i32(o, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
-        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr,
-                                               (size_t)(name.len > 0 ? name.len : 0));
-        core_wr_str(o, name.ptr, name.len);
-        int32_t np = core_rd_array(&r2, BROKER_PROTO_MAX_PARTITIONS, 12);
-        core_wr_i32(o, np);
-        for (int32_t j = 0; j < np; j++) {
-            int32_t part = core_rd_i32(&r2);
-            int64_t off = core_rd_i64(&r2), low = -1;
+    core_wr_i32(o, r.ntopics);
+    for (int32_t i = 0; i < r.ntopics; i++) {
+        const dr_topic_t *dt = &r.topics[i];
+        broker_topic_t *t = broker_topics_find(b->topics, (const char *)dt->name.ptr,
+                                               (size_t)(dt->name.len > 0 ? dt->name.len : 0));
+        core_wr_str(o, dt->name.ptr, dt->name.len);
+        core_wr_i32(o, dt->nparts);
+        for (int32_t j = 0; j < dt->nparts; j++) {
+            int32_t part = dt->parts[j].index;
+            int64_t off = dt->parts[j].offset, low = -1;
             int16_t err = BROKER_KERR_NONE;
             if (!t || part < 0 || part >= t->npartitions) {
                 err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -919,6 +1093,7 @@ static broker_proto_res_t handle_delete_records(broker_t *b, broker_req_t *req, 
         }
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
@@ -926,214 +1101,263 @@ static broker_proto_res_t handle_delete_records(broker_t *b, broker_req_t *req, 
 enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
 
 /* ---- AlterConfigs (33) ------------------------------------------------------------ */
+typedef struct ac_resource {
+    int8_t type;
+    core_slice_t name;
+    cfg_pair_t *configs;
+    int32_t nconfigs;
+} ac_resource_t;
+
+typedef struct ac_body {
+    ac_resource_t *res;
+    int32_t nres;
+    bool validate_only;
+    body_mem_t mem;
+} ac_body_t;
+
 /* v0-1 (v1 only changed throttling): [resource_type, name, [key, value]],
- * validate_only -> [error_code, error_message, resource_type, name]. Topic
- * resources only: the given set replaces the topic's explicit configs (Kafka's
- * non-incremental semantics). Broker settings are start-up flags. */
+ * validate_only. */
+static int rd_alter_configs(core_rd_t *rd, ac_body_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->nres = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 1 + 2 + 4);
+    r->res = body_array(&r->mem, r->nres, sizeof *r->res);
+    for (int32_t i = 0; i < r->nres && !rd->err; i++) {
+        ac_resource_t *res = &r->res[i];
+        res->type = core_rd_i8(rd);
+        res->name = core_rd_str(rd);
+        res->configs = rd_cfg_pairs(rd, &r->mem, &res->nconfigs);
+    }
+    r->validate_only = core_rd_i8(rd) != 0;
+    return rd->err;
+}
+
+/* Replaces (or with validate_only checks) one resource's configs. Returns its
+ * error code, with msg saying why. */
+static int16_t alter_configs(broker_t *b, const ac_resource_t *res, bool validate_only, char *msg,
+                             size_t msgsz)
+{
+    if (res->type == RESOURCE_BROKER) {
+        snprintf(msg, msgsz, "broker settings are start-up flags (eddy broker --help)");
+        return BROKER_KERR_INVALID_REQUEST;
+    }
+    if (res->type != RESOURCE_TOPIC) {
+        snprintf(msg, msgsz, "only topic resources can be altered");
+        return BROKER_KERR_INVALID_REQUEST;
+    }
+    const char **keys, **vals;
+    cfg_cstrs(res->configs, res->nconfigs, &keys, &vals);
+    char nbuf[256], *heap;
+    const char *cname = slice_cstr(res->name, nbuf, sizeof nbuf, &heap);
+    int rc = broker_topics_set_configs(b->topics, cname, keys, vals, res->nconfigs, validate_only,
+                                       msg, msgsz);
+    free(heap);
+    cfg_cstrs_free(keys, vals, res->nconfigs);
+    /* NOT_FOUND -> UNKNOWN_TOPIC_OR_PARTITION, INVAL -> INVALID_CONFIG */
+    return rc ? broker_proto_kerr(rc) : BROKER_KERR_NONE;
+}
+
+/* -> [error_code, error_message, resource_type, name]. Topic resources only:
+ * the given set replaces the topic's explicit configs (Kafka's non-incremental
+ * semantics). Broker settings are start-up flags. */
 static broker_proto_res_t handle_alter_configs(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
-    int32_t nr = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 1 + 2 + 4);
-    size_t res_pos = rd->pos;
-    for (int32_t i = 0; i < nr && !rd->err; i++) {
-        core_rd_skip(rd, 1);
-        (void)core_rd_str(rd);
-        int32_t nc = core_rd_array(rd, BROKER_PROTO_MAX_CONFIGS, 4);
-        for (int32_t j = 0; j < nc && !rd->err; j++) {
-            (void)core_rd_str(rd);
-            (void)core_rd_nstr(rd);
-        }
-    }
-    bool validate_only = core_rd_i8(rd) != 0;
-    if (rd->err)
+    ac_body_t r;
+    if (rd_alter_configs(rd, &r)) {
+        body_free(&r.mem);
         return req_malformed(req, rd);
-
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = res_pos;
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     core_wr_i32(o, 0); /* throttle_time_ms */
-    core_wr_i32(o, nr);
-    for (int32_t i = 0; i < nr; i++) {
-        int8_t type = core_rd_i8(&r2);
-        core_slice_t name = core_rd_str(&r2);
-        int32_t nc = core_rd_array(&r2, BROKER_PROTO_MAX_CONFIGS, 4);
-        const char **keys = core_xcalloc((size_t)nc + 1, sizeof *keys);
-        const char **vals = core_xcalloc((size_t)nc + 1, sizeof *vals);
-        for (int32_t j = 0; j < nc; j++) {
-            core_slice_t k = core_rd_str(&r2), val = core_rd_nstr(&r2);
-            keys[j] = core_xstrndup((const char *)k.ptr, (size_t)k.len);
-            vals[j] = val.len < 0 ? NULL : core_xstrndup((const char *)val.ptr, (size_t)val.len);
-        }
-        int16_t err = BROKER_KERR_NONE;
+    core_wr_i32(o, r.nres);
+    for (int32_t i = 0; i < r.nres; i++) {
+        const ac_resource_t *res = &r.res[i];
         char msg[512] = "";
-        if (type == RESOURCE_TOPIC) {
-            char nbuf[256], *heap;
-            const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
-            int rc = broker_topics_set_configs(b->topics, cname, keys, vals, nc, validate_only, msg,
-                                               sizeof msg);
-            if (rc)
-                err = broker_proto_kerr(rc); /* NOT_FOUND -> 3, INVAL -> INVALID_CONFIG */
-            free(heap);
-        } else if (type == RESOURCE_BROKER) {
-            err = BROKER_KERR_INVALID_REQUEST;
-            snprintf(msg, sizeof msg, "broker settings are start-up flags (eddy broker --help)");
-        } else {
-            err = BROKER_KERR_INVALID_REQUEST;
-            snprintf(msg, sizeof msg, "only topic resources can be altered");
-        }
-        for (int32_t j = 0; j < nc; j++) {
-            free((void *)keys[j]);
-            free((void *)vals[j]);
-        }
-        free(keys);
-        free(vals);
+        int16_t err = alter_configs(b, res, r.validate_only, msg, sizeof msg);
         core_wr_i16(o, err);
-        if (err)
-            core_wr_str(o, msg, (int64_t)strlen(msg));
-        else
-            core_wr_str(o, NULL, -1);
-        core_wr_i8(o, type);
-        core_wr_str(o, name.ptr, name.len);
+        wr_error_message(o, err, msg);
+        core_wr_i8(o, res->type);
+        core_wr_str(o, res->name.ptr, res->name.len);
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
 /* ---- CreatePartitions (37) -------------------------------------------------------- */
+typedef struct cp_topic {
+    core_slice_t name;
+    int32_t count;        /* the new partition count */
+    core_slice_t *assign; /* broker ids of each new partition */
+    int32_t nassign;      /* -1: null (no explicit assignment) */
+} cp_topic_t;
+
+typedef struct cp_body {
+    cp_topic_t *topics;
+    int32_t ntopics;
+    bool validate_only;
+    body_mem_t mem;
+} cp_body_t;
+
 /* v0-1 (v1 only changed throttling): [name, count, assignments (nullable
- * [[broker_id]])], timeout_ms, validate_only -> [name, error_code, error_message].
- * Single node: an explicit assignment must give one broker list per new
- * partition naming only this broker. A name given twice is simply applied
+ * [[broker_id]])], timeout_ms, validate_only. */
+static int rd_create_partitions(core_rd_t *rd, cp_body_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->ntopics = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4 + 4);
+    r->topics = body_array(&r->mem, r->ntopics, sizeof *r->topics);
+    for (int32_t i = 0; i < r->ntopics && !rd->err; i++) {
+        cp_topic_t *t = &r->topics[i];
+        t->name = core_rd_str(rd);
+        t->count = core_rd_i32(rd);
+        t->nassign = core_rd_narray(rd, BROKER_PROTO_MAX_CREATE_PARTITIONS, 4);
+        t->assign = body_array(&r->mem, t->nassign, sizeof *t->assign);
+        for (int32_t j = 0; j < t->nassign && !rd->err; j++)
+            t->assign[j] = rd_broker_ids(rd);
+    }
+    (void)core_rd_i32(rd); /* timeout_ms: growth is synchronous here */
+    r->validate_only = core_rd_i8(rd) != 0;
+    return rd->err;
+}
+
+/* Grows (or with validate_only checks) one topic. Single node: an explicit
+ * assignment must give one broker list per new partition naming only this
+ * broker. Returns the error code, with msg saying why. */
+static int16_t create_partitions(broker_t *b, const cp_topic_t *cp, bool validate_only, char *msg,
+                                 size_t msgsz)
+{
+    int32_t count = cp->count;
+    bool bad_assignment = false;
+    for (int32_t j = 0; j < cp->nassign; j++)
+        bad_assignment |= broker_ids_count(cp->assign[j]) < 1 ||
+                          !broker_ids_all_this_node(cp->assign[j], b->node_id);
+    int16_t err = BROKER_KERR_NONE;
+    char nbuf[256], *heap;
+    const char *cname = slice_cstr(cp->name, nbuf, sizeof nbuf, &heap);
+    broker_topic_t *t = broker_topics_find(b->topics, (const char *)cp->name.ptr,
+                                           (size_t)(cp->name.len > 0 ? cp->name.len : 0));
+    if (!t) {
+        err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        snprintf(msg, msgsz, "topic '%s' does not exist", cname);
+    } else if (count > b->conf.max_partitions) {
+        err = BROKER_KERR_INVALID_PARTITIONS;
+        snprintf(msg, msgsz, "partition count %d is over --max-partitions %lld", count,
+                 (long long)b->conf.max_partitions);
+    } else if (count <= t->npartitions) {
+        err = BROKER_KERR_INVALID_PARTITIONS;
+        snprintf(msg, msgsz, "topic '%s' has %d partitions; the new count (%d) must be higher",
+                 cname, (int)t->npartitions, (int)count);
+    } else if (cp->nassign >= 0 && (bad_assignment || cp->nassign != count - t->npartitions)) {
+        err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
+        snprintf(msg, msgsz,
+                 "the assignment must list node %d alone for each of the %d new partitions",
+                 (int)b->node_id, (int)(count - t->npartitions));
+    } else {
+        int rc = broker_topics_add_partitions(b->topics, cname, count, validate_only, msg, msgsz);
+        if (rc == CORE_ERR_INVAL)
+            err = BROKER_KERR_INVALID_PARTITIONS;
+        else if (rc)
+            err = broker_proto_kerr(rc);
+    }
+    free(heap);
+    return err;
+}
+
+/* -> [name, error_code, error_message]. A name given twice is simply applied
  * twice (the second finds the count reached: INVALID_PARTITIONS). */
 static broker_proto_res_t handle_create_partitions(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
-    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2 + 4 + 4);
-    size_t topics_pos = rd->pos;
-    for (int32_t i = 0; i < nt && !rd->err; i++) {
-        (void)core_rd_str(rd);
-        core_rd_skip(rd, 4);
-        int32_t na = core_rd_narray(rd, BROKER_PROTO_MAX_CREATE_PARTITIONS, 4);
-        for (int32_t j = 0; j < na && !rd->err; j++) {
-            int32_t nb = core_rd_array(rd, 1000, 4);
-            core_rd_skip(rd, (size_t)(nb > 0 ? nb : 0) * 4);
-        }
-    }
-    (void)core_rd_i32(rd); /* timeout_ms: growth is synchronous here */
-    bool validate_only = core_rd_i8(rd) != 0;
-    if (rd->err)
+    cp_body_t r;
+    if (rd_create_partitions(rd, &r)) {
+        body_free(&r.mem);
         return req_malformed(req, rd);
-
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = topics_pos;
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     core_wr_i32(o, 0); /* throttle_time_ms */
-    core_wr_i32(o, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
-        int32_t count = core_rd_i32(&r2);
-        int16_t err = BROKER_KERR_NONE;
+    core_wr_i32(o, r.ntopics);
+    for (int32_t i = 0; i < r.ntopics; i++) {
+        const cp_topic_t *cp = &r.topics[i];
         char msg[512] = "";
-        int32_t na = core_rd_narray(&r2, BROKER_PROTO_MAX_CREATE_PARTITIONS, 4);
-        bool bad_assignment = false;
-        for (int32_t j = 0; j < na; j++) {
-            int32_t nb = core_rd_array(&r2, 1000, 4);
-            bad_assignment |= nb < 1;
-            for (int32_t k = 0; k < nb; k++)
-                bad_assignment |= core_rd_i32(&r2) != b->node_id;
-        }
-        char nbuf[256], *heap;
-        const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
-        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr,
-                                               (size_t)(name.len > 0 ? name.len : 0));
-        if (!t) {
-            err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            snprintf(msg, sizeof msg, "topic '%s' does not exist", cname);
-        } else if (count > b->conf.max_partitions) {
-            err = BROKER_KERR_INVALID_PARTITIONS;
-            snprintf(msg, sizeof msg, "partition count %d is over --max-partitions %lld", count,
-                     (long long)b->conf.max_partitions);
-        } else if (count <= t->npartitions) {
-            err = BROKER_KERR_INVALID_PARTITIONS;
-            snprintf(msg, sizeof msg,
-                     "topic '%s' has %d partitions; the new count (%d) must be higher", cname,
-                     (int)t->npartitions, (int)count);
-        } else if (na >= 0 && (bad_assignment || na != count - t->npartitions)) {
-            err = BROKER_KERR_INVALID_REPLICA_ASSIGNMENT;
-            snprintf(msg, sizeof msg,
-                     "the assignment must list node %d alone for each of the %d new partitions",
-                     (int)b->node_id, (int)(count - t->npartitions));
-        } else {
-            int rc = broker_topics_add_partitions(b->topics, cname, count, validate_only, msg,
-                                                  sizeof msg);
-            if (rc == CORE_ERR_INVAL)
-                err = BROKER_KERR_INVALID_PARTITIONS;
-            else if (rc)
-                err = broker_proto_kerr(rc);
-        }
-        free(heap);
-        core_wr_str(o, name.ptr, name.len);
+        int16_t err = create_partitions(b, cp, r.validate_only, msg, sizeof msg);
+        core_wr_str(o, cp->name.ptr, cp->name.len);
         core_wr_i16(o, err);
-        if (err)
-            core_wr_str(o, msg, (int64_t)strlen(msg));
-        else
-            core_wr_str(o, NULL, -1);
+        wr_error_message(o, err, msg);
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
 /* ---- DeleteTopics (20) ------------------------------------------------------------ */
+typedef struct dt_body {
+    core_slice_t *names;
+    int32_t nnames;
+    body_mem_t mem;
+} dt_body_t;
+
+/* v0-3: [name], timeout_ms. */
+static int rd_delete_topics(core_rd_t *rd, dt_body_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->nnames = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2);
+    r->names = body_array(&r->mem, r->nnames, sizeof *r->names);
+    for (int32_t i = 0; i < r->nnames && !rd->err; i++)
+        r->names[i] = core_rd_str(rd);
+    (void)core_rd_i32(rd); /* timeout_ms */
+    return rd->err;
+}
+
+/* Deletes one topic; returns its error code. */
+static int16_t delete_topic(broker_t *b, core_slice_t name)
+{
+    broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr, (size_t)name.len);
+    if (!t)
+        return BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    int16_t err = BROKER_KERR_NONE;
+    char nbuf[256], *heap;
+    const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
+    int rc = broker_topics_delete(b->topics, cname);
+    if (rc) {
+        err = broker_proto_kerr(rc);
+        CORE_WARN("broker", "deleting topic %s failed: %s", cname, core_strerror(rc));
+    } else {
+        broker_groups_topic_deleted(b, cname); /* its committed offsets go too */
+    }
+    free(heap);
+    return err;
+}
+
 static broker_proto_res_t handle_delete_topics(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
     int16_t v = req->hdr.api_version;
-    int32_t nt = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 2);
-    size_t names_pos = rd->pos;
-    for (int32_t i = 0; i < nt && !rd->err; i++)
-        (void)core_rd_str(rd);
-    (void)core_rd_i32(rd);
-    if (rd->err)
+    dt_body_t r;
+    if (rd_delete_topics(rd, &r)) {
+        body_free(&r.mem);
         return req_malformed(req, rd);
-    /* acks=all waiters and a running flush hold pointers to partition logs. */
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = names_pos;
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
-        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr, (size_t)name.len);
-        if (t && broker_topic_flush_busy(b, t))
-            return BROKER_PROTO_RETRY;
     }
-    r2.pos = names_pos;
+    /* acks=all waiters and a running flush hold pointers to partition logs. */
+    for (int32_t i = 0; i < r.nnames; i++) {
+        core_slice_t name = r.names[i];
+        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr, (size_t)name.len);
+        if (t && broker_topic_flush_busy(b, t)) {
+            body_free(&r.mem);
+            return BROKER_PROTO_RETRY;
+        }
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     if (v >= 1)
         core_wr_i32(o, 0);
-    core_wr_i32(o, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        core_slice_t name = core_rd_str(&r2);
-        int16_t err = BROKER_KERR_NONE;
-        broker_topic_t *t = broker_topics_find(b->topics, (const char *)name.ptr, (size_t)name.len);
-        if (!t) {
-            err = BROKER_KERR_UNKNOWN_TOPIC_OR_PARTITION;
-        } else {
-            char nbuf[256], *heap;
-            const char *cname = slice_cstr(name, nbuf, sizeof nbuf, &heap);
-            int rc = broker_topics_delete(b->topics, cname);
-            if (rc) {
-                err = broker_proto_kerr(rc);
-                CORE_WARN("broker", "deleting topic %s failed: %s", cname, core_strerror(rc));
-            } else {
-                broker_groups_topic_deleted(b, cname); /* its committed offsets go too */
-            }
-            free(heap);
-        }
-        core_wr_str(o, name.ptr, name.len);
+    core_wr_i32(o, r.nnames);
+    for (int32_t i = 0; i < r.nnames; i++) {
+        int16_t err = delete_topic(b, r.names[i]);
+        core_wr_str(o, r.names[i].ptr, r.names[i].len);
         core_wr_i16(o, err);
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 
@@ -1185,37 +1409,56 @@ static bool key_wanted(core_slice_t *keys, int32_t nkeys, const char *name)
     return false;
 }
 
-static broker_proto_res_t handle_describe_configs(broker_t *b, broker_req_t *req, core_rd_t *rd)
+typedef struct dc_resource {
+    int8_t type;
+    core_slice_t name;
+    core_slice_t *keys;
+    int32_t nkeys; /* -1: null (every config) */
+} dc_resource_t;
+
+typedef struct dc_body {
+    dc_resource_t *res;
+    int32_t nres;
+    body_mem_t mem;
+} dc_body_t;
+
+/* v0-2: [resource_type, name, nullable [config_name]], [include_synonyms (v1+)]. */
+static int rd_describe_configs(core_rd_t *rd, int16_t v, dc_body_t *r)
 {
-    int16_t v = req->hdr.api_version;
-    int32_t nr = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 1 + 2 + 4);
-    size_t res_pos = rd->pos;
-    for (int32_t i = 0; i < nr && !rd->err; i++) {
-        core_rd_skip(rd, 1);
-        (void)core_rd_str(rd);
-        int32_t nk = core_rd_narray(rd, BROKER_PROTO_MAX_CONFIGS, 2);
-        for (int32_t j = 0; j < nk && !rd->err; j++)
-            (void)core_rd_str(rd);
+    memset(r, 0, sizeof *r);
+    r->nres = core_rd_array(rd, BROKER_PROTO_MAX_TOPICS, 1 + 2 + 4);
+    r->res = body_array(&r->mem, r->nres, sizeof *r->res);
+    for (int32_t i = 0; i < r->nres && !rd->err; i++) {
+        dc_resource_t *res = &r->res[i];
+        res->type = core_rd_i8(rd);
+        res->name = core_rd_str(rd);
+        res->nkeys = core_rd_narray(rd, BROKER_PROTO_MAX_CONFIGS, 2);
+        res->keys = body_array(&r->mem, res->nkeys, sizeof *res->keys);
+        for (int32_t j = 0; j < res->nkeys && !rd->err; j++)
+            res->keys[j] = core_rd_str(rd);
     }
     if (v >= 1)
         (void)core_rd_i8(rd); /* include_synonyms */
-    if (rd->err)
-        return req_malformed(req, rd);
+    return rd->err;
+}
 
-    core_rd_t r2;
-    core_rd_init(&r2, rd->base, rd->len);
-    r2.pos = res_pos;
+static broker_proto_res_t handle_describe_configs(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    int16_t v = req->hdr.api_version;
+    dc_body_t r;
+    if (rd_describe_configs(rd, v, &r)) {
+        body_free(&r.mem);
+        return req_malformed(req, rd);
+    }
     broker_proto_begin(req);
     core_buf_t *o = &req->out;
     core_wr_i32(o, 0);
-    core_wr_i32(o, nr);
-    for (int32_t i = 0; i < nr; i++) {
-        int8_t type = core_rd_i8(&r2);
-        core_slice_t name = core_rd_str(&r2);
-        int32_t nk = core_rd_narray(&r2, BROKER_PROTO_MAX_CONFIGS, 2);
-        core_slice_t *keys = core_xcalloc(nk > 0 ? (size_t)nk : 1, sizeof *keys);
-        for (int32_t j = 0; j < nk; j++)
-            keys[j] = core_rd_str(&r2);
+    core_wr_i32(o, r.nres);
+    for (int32_t i = 0; i < r.nres; i++) {
+        int8_t type = r.res[i].type;
+        core_slice_t name = r.res[i].name;
+        core_slice_t *keys = r.res[i].keys;
+        int32_t nk = r.res[i].nkeys;
         cfg_entry_t e[16];
         int ne = 0;
         int16_t err = BROKER_KERR_NONE;
@@ -1263,9 +1506,9 @@ static broker_proto_res_t handle_describe_configs(broker_t *b, broker_req_t *req
             if (v >= 1)
                 core_wr_i32(o, 0); /* synonyms */
         }
-        free(keys);
     }
     broker_proto_finish(req);
+    body_free(&r.mem);
     return BROKER_PROTO_DONE;
 }
 

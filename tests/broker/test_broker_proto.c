@@ -991,6 +991,120 @@ static void test_malformed_bodies_close_without_side_effects(void **state)
     core_buf_fini(&f);
 }
 
+/* Runs every cut of frame short of its end (body bytes from body_off on):
+ * each must close the connection, and check() must still hold after it. */
+static void every_cut_closes(fixture_t *fx, const core_buf_t *frame, size_t body_off,
+                             void (*check)(broker_t *b))
+{
+    for (size_t cut = body_off; cut < frame->len; cut++) {
+        core_buf_t f;
+        core_buf_init(&f);
+        core_wr_raw(&f, frame->data, cut);
+        broker_req_t req;
+        assert_int_equal(run(fx->b, &f, &req), BROKER_PROTO_CLOSE);
+        broker_req_fini(&req);
+        core_buf_fini(&f);
+        check(fx->b);
+    }
+}
+
+/* The whole (validate_only) frame is answered, and check() still holds. */
+static void assert_answered_without_acting(fixture_t *fx, const core_buf_t *frame,
+                                           void (*check)(broker_t *b))
+{
+    broker_req_t req;
+    assert_int_equal(run(fx->b, frame, &req), BROKER_PROTO_DONE);
+    broker_req_fini(&req);
+    check(fx->b);
+}
+
+static void check_nothing_created(broker_t *b)
+{
+    assert_null(broker_topics_find(b->topics, "first", 5));
+    assert_int_equal(broker_topics_find(b->topics, "kept", 4)->npartitions, 1);
+}
+
+static void check_nothing_altered(broker_t *b)
+{
+    const broker_topic_t *t = broker_topics_find(b->topics, "kept", 4);
+    assert_non_null(t);
+    assert_int_equal(t->npartitions, 1);
+    assert_int_equal(t->nconfigs, 0);
+}
+
+static void test_admin_bodies_cut_anywhere_close_before_acting_on_any_entry(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256];
+    assert_int_equal(
+        broker_topics_create(fx->b->topics, "kept", 1, NULL, NULL, 0, false, err, sizeof err), 0);
+    const size_t body_off = 14; /* key, version, correlation id, client id "test" */
+    core_buf_t f;
+
+    /* CreateTopics v4: a valid first topic, then a second one */
+    core_buf_init(&f);
+    hdr_write(&f, 19, 4, 1, false);
+    core_wr_i32(&f, 2);
+    core_wr_str(&f, "first", 5);
+    core_wr_i32(&f, 1);
+    core_wr_i16(&f, 1);
+    core_wr_i32(&f, 1); /* assignment: partition 0 on node 0 */
+    core_wr_i32(&f, 0);
+    core_wr_i32(&f, 1);
+    core_wr_i32(&f, 0);
+    core_wr_i32(&f, 1); /* one config */
+    core_wr_str(&f, "retention.ms", 12);
+    core_wr_str(&f, "1000", 4);
+    core_wr_str(&f, "second", 6);
+    core_wr_i32(&f, 1);
+    core_wr_i16(&f, 1);
+    core_wr_i32(&f, 0);
+    core_wr_i32(&f, 0);
+    core_wr_i32(&f, 1000);
+    core_wr_i8(&f, 1); /* validate_only */
+    assert_answered_without_acting(fx, &f, check_nothing_created);
+    every_cut_closes(fx, &f, body_off, check_nothing_created);
+    core_buf_fini(&f);
+
+    /* CreatePartitions v1: grow "kept" with an explicit assignment */
+    core_buf_init(&f);
+    hdr_write(&f, 37, 1, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, "kept", 4);
+    core_wr_i32(&f, 2);
+    core_wr_i32(&f, 1);
+    core_wr_i32(&f, 1);
+    core_wr_i32(&f, 0);
+    core_wr_i32(&f, 1000);
+    core_wr_i8(&f, 1); /* validate_only */
+    assert_answered_without_acting(fx, &f, check_nothing_altered);
+    every_cut_closes(fx, &f, body_off, check_nothing_altered);
+    core_buf_fini(&f);
+
+    /* AlterConfigs v1: set a config on "kept" */
+    core_buf_init(&f);
+    hdr_write(&f, 33, 1, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_i8(&f, 2);
+    core_wr_str(&f, "kept", 4);
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, "retention.ms", 12);
+    core_wr_str(&f, "1000", 4);
+    core_wr_i8(&f, 1); /* validate_only */
+    assert_answered_without_acting(fx, &f, check_nothing_altered);
+    every_cut_closes(fx, &f, body_off, check_nothing_altered);
+    core_buf_fini(&f);
+
+    /* DeleteTopics v3 (it has no validate_only: only the cuts) */
+    core_buf_init(&f);
+    hdr_write(&f, 20, 3, 1, false);
+    core_wr_i32(&f, 1);
+    core_wr_str(&f, "kept", 4);
+    core_wr_i32(&f, 1000);
+    every_cut_closes(fx, &f, body_off, check_nothing_altered);
+    core_buf_fini(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1014,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_partitions_grows_only_with_a_valid_assignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_configs_topics_only_validated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_records_moves_the_low_watermark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_bodies_cut_anywhere_close_before_acting_on_any_entry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
