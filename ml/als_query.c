@@ -361,33 +361,34 @@ static int answer_scan_vector(qrun_t *r, const float *x)
     return CORE_OK;
 }
 
-/* Keeps the best k candidates by their exact score: the float panel of
- * each block holding one (cand: a mask per block, zero-padded to a whole
- * number of 64-bit words, which are skipped four blocks at a time). */
-static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand)
+/* Candidates scored per call of als_score_rows. */
+#define RESCORE_CHUNK 256
+
+/* Keeps the best k candidates by their exact score (cand: a mask per
+ * block, zero-padded to whole 64-bit words, which are skipped four blocks
+ * at a time; items: scratch for the candidates of 64 blocks). */
+static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, int32_t *items)
 {
     const als_model_t *m = r->m;
-    const int32_t ni = m->items.n, rank = m->V.rank, nb = (ni + ALS_PANEL - 1) / ALS_PANEL;
-    float blk[ALS_PANEL];
-    for (int32_t w0 = 0; w0 < nb; w0 += 4) {
-        uint64_t word;
-        memcpy(&word, cand + w0, sizeof(word));
-        while (word) {
-            const int sh = __builtin_ctzll(word) / ALS_PANEL * ALS_PANEL;
-            const int32_t b = w0 + sh / ALS_PANEL, i0 = b * ALS_PANEL;
-            unsigned lanes = (unsigned)(word >> sh) & 0xFFFFu;
-            word &= ~(0xFFFFull << sh);
-            als_score_panel(x, m->panel + (size_t)i0 * rank, ni - i0 < ALS_PANEL ? ni - i0 : ALS_PANEL,
-                            rank, blk);
-            for (; lanes; lanes &= lanes - 1) {
-                const int32_t i = i0 + __builtin_ctz(lanes);
-                float sc = blk[i - i0];
-                if (r->cosine)
-                    sc = m->item_norm[i] > 0 ? sc / m->item_norm[i] : 0;
-                if (r->positive_only && !(sc > 0))
-                    continue;
-                als_topk_push(&r->t, i, sc);
-            }
+    const int32_t nb = (m->items.n + ALS_PANEL - 1) / ALS_PANEL;
+    float sc[RESCORE_CHUNK];
+    for (int32_t w0 = 0; w0 < nb;) {
+        int32_t n = 0; /* gather up to RESCORE_CHUNK - 64 candidates, then score them */
+        for (; w0 < nb && n <= RESCORE_CHUNK - 4 * ALS_PANEL; w0 += 4) {
+            uint64_t word;
+            memcpy(&word, cand + w0, sizeof(word));
+            for (; word; word &= word - 1)
+                items[n++] = w0 * ALS_PANEL + __builtin_ctzll(word);
+        }
+        als_score_rows(x, &m->V, items, n, sc);
+        for (int32_t j = 0; j < n; j++) {
+            const int32_t i = items[j];
+            float s = sc[j];
+            if (r->cosine)
+                s = m->item_norm[i] > 0 ? s / m->item_norm[i] : 0;
+            if (r->positive_only && !(s > 0))
+                continue;
+            als_topk_push(&r->t, i, s);
         }
     }
 }
@@ -437,11 +438,13 @@ static int answer_fast(qrun_t *r, const float *x)
      * block, rounded up to whole 64-bit words */
     const size_t room = ((size_t)m->items.n + ALS_PANEL + 15) / 16 * 16;
     const size_t nwords = ((size_t)m->items.n + 4 * ALS_PANEL - 1) / (4 * ALS_PANEL);
-    float *lo = query_scratch(2 * room * sizeof(float) + nwords * sizeof(uint64_t));
+    float *lo = query_scratch(2 * room * sizeof(float) + nwords * sizeof(uint64_t) +
+                              RESCORE_CHUNK * sizeof(int32_t));
     if (!lo)
         return CORE_ERR_NOMEM;
     float *hi = lo + room;
     uint16_t *cand = (uint16_t *)(hi + room);
+    int32_t *items = (int32_t *)(cand + 4 * nwords);
     memset(cand, 0, nwords * sizeof(uint64_t));
     float tau;
     const als_qfilter_t f = {.excl = r->excl,
@@ -450,7 +453,7 @@ static int answer_fast(qrun_t *r, const float *x)
                              .positive_only = r->positive_only};
     int err = als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand, &tau, false);
     if (err == CORE_OK)
-        rescore_candidates(r, x, cand);
+        rescore_candidates(r, x, cand, items);
     return err;
 }
 

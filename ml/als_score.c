@@ -1,6 +1,7 @@
 /* als_score — see als_score.h. Built with -O3 (ml/CMakeLists.txt). */
 #include "ml/als_score.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <float.h>
@@ -100,11 +101,17 @@ float *als_panel_build(const als_factors_t *V)
 }
 
 /* GCC/clang vector extension: one 16-float accumulator per block, which
- * the compiler maps to one zmm (AVX-512), two ymm or four xmm registers. */
+ * the compiler maps to two ymm or four xmm registers (CPUs without
+ * AVX-512; AVX-512 CPUs run score_panel_avx512). */
 typedef float als_v16 __attribute__((vector_size(64)));
 
-ALS_TARGET_CLONES void als_score_panel(const float *x, const float *panel, int32_t n,
-                                       int32_t rank, float *out)
+#if defined(__clang__)
+#define ALS_PANEL_CLONES
+#else
+#define ALS_PANEL_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+ALS_PANEL_CLONES static void score_panel_generic(const float *x, const float *panel, int32_t n,
+                                                 int32_t rank, float *out)
 {
     const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
     const als_v16 *P = __builtin_assume_aligned(panel, 64);
@@ -127,6 +134,139 @@ ALS_TARGET_CLONES void als_score_panel(const float *x, const float *panel, int32
             acc0 += x[a] * b0[a];
         memcpy(out + (size_t)b * ALS_PANEL, &acc0, sizeof(acc0));
     }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define ALS_HAVE_AVX512 1
+
+static bool cpu_has_avx512f(void)
+{
+    static _Atomic int have = -1; /* every thread computes the same answer */
+    int h = atomic_load_explicit(&have, memory_order_relaxed);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        atomic_store_explicit(&have, h, memory_order_relaxed);
+    }
+    return h;
+}
+
+/* Each lane's score is one fused multiply-add per factor, in factor order
+ * from 0 (intrinsics: the compiler may not reassociate them). That is
+ * the exact score's definition on AVX-512 CPUs, which als_score_rows
+ * reproduces bit for bit from the row-major factors. Four blocks at a
+ * time hide the FMA latency. */
+__attribute__((target("avx512f"))) static void score_panel_avx512(const float *x,
+                                                                 const float *panel, int32_t n,
+                                                                 int32_t rank, float *out)
+{
+    const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
+    const size_t bs = (size_t)rank * ALS_PANEL; /* floats per block */
+    int32_t b = 0;
+    for (; b + 3 < nb; b += 4) {
+        const float *p = panel + (size_t)b * bs;
+        __m512 acc[4];
+        for (int j = 0; j < 4; j++)
+            acc[j] = _mm512_setzero_ps();
+        for (int32_t a = 0; a < rank; a++) {
+            const __m512 xa = _mm512_set1_ps(x[a]);
+            for (int j = 0; j < 4; j++)
+                acc[j] = _mm512_fmadd_ps(
+                    xa, _mm512_load_ps(p + (size_t)j * bs + (size_t)a * ALS_PANEL), acc[j]);
+        }
+        for (int j = 0; j < 4; j++)
+            _mm512_storeu_ps(out + (size_t)(b + j) * ALS_PANEL, acc[j]);
+    }
+    for (; b < nb; b++) {
+        const float *p = panel + (size_t)b * bs;
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t a = 0; a < rank; a++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(x[a]), _mm512_load_ps(p + (size_t)a * ALS_PANEL),
+                                  acc);
+        _mm512_storeu_ps(out + (size_t)b * ALS_PANEL, acc);
+    }
+}
+
+/* One row: the same fused multiply-add chain in scalar form. */
+__attribute__((target("avx512f,fma"))) static float score_row_fma(const float *x, const float *y,
+                                                              int32_t rank)
+{
+    __m128 acc = _mm_setzero_ps();
+    for (int32_t a = 0; a < rank; a++)
+        acc = _mm_fmadd_ss(_mm_set_ss(x[a]), _mm_set_ss(y[a]), acc);
+    return _mm_cvtss_f32(acc);
+}
+
+/* 16 rows at a time, gathered: the same fused multiply-add chain per lane
+ * as score_panel_avx512, so the same bits. Gather offsets are int32: models
+ * with more floats than that take the scalar chain. */
+__attribute__((target("avx512f"))) static void score_rows_avx512(const float *x,
+                                                                const als_factors_t *V,
+                                                                const int32_t *items, int32_t n,
+                                                                float *out)
+{
+    if ((int64_t)V->n * V->stride > INT32_MAX) {
+        for (int32_t j = 0; j < n; j++)
+            out[j] = score_row_fma(x, als_row(V, items[j]), V->rank);
+        return;
+    }
+    for (int32_t c = 0; c < n; c += ALS_PANEL) {
+        const int32_t cnt = n - c < ALS_PANEL ? n - c : ALS_PANEL;
+        const __mmask16 lanes = (__mmask16)(cnt == ALS_PANEL ? 0xFFFFu : (1u << cnt) - 1);
+        const __m512i rows = _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(lanes, items + c),
+                                                _mm512_set1_epi32(V->stride));
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t a = 0; a < V->rank; a++) {
+            const __m512 y = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes,
+                                                      _mm512_add_epi32(rows, _mm512_set1_epi32(a)),
+                                                      V->x, 4);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(x[a]), y, acc);
+        }
+        _mm512_mask_storeu_ps(out + c, lanes, acc);
+    }
+}
+#endif
+
+void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank, float *out)
+{
+#ifdef ALS_HAVE_AVX512
+    if (cpu_has_avx512f()) {
+        score_panel_avx512(x, panel, n, rank, out);
+        return;
+    }
+#endif
+    score_panel_generic(x, panel, n, rank, out);
+}
+
+void als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
+                    float *out)
+{
+#ifdef ALS_HAVE_AVX512
+    if (cpu_has_avx512f()) {
+        score_rows_avx512(x, V, items, n, out);
+        return;
+    }
+#endif
+    /* elsewhere: each row as lane 0 of a one-block panel, through the
+     * generic kernel itself, so the bits match its scan */
+    float *blk = aligned_alloc(64, ((size_t)V->rank + 1) * ALS_PANEL * sizeof(float));
+    float lane[ALS_PANEL];
+    for (int32_t j = 0; j < n; j++) {
+        if (!blk) { /* out of memory: the same sum in plain C */
+            float acc = 0;
+            for (int32_t a = 0; a < V->rank; a++)
+                acc += x[a] * als_row(V, items[j])[a];
+            out[j] = acc;
+            continue;
+        }
+        memset(blk, 0, (size_t)V->rank * ALS_PANEL * sizeof(float));
+        for (int32_t a = 0; a < V->rank; a++)
+            blk[(size_t)a * ALS_PANEL] = als_row(V, items[j])[a];
+        score_panel_generic(x, blk, 1, V->rank, lane);
+        out[j] = lane[0];
+    }
+    free(blk);
 }
 
 /* ---- int8 pre-scoring ---------------------------------------------------------- */

@@ -79,8 +79,15 @@ void als_score_all(const float *x, const als_factors_t *V, float *out);
 /* Builds the panel copy of V (64-byte aligned; free with free()). NULL on OOM. */
 float *als_panel_build(const als_factors_t *V);
 /* out[i] = x · V_i for i < n, from the panel copy; out must have room for n
- * rounded up to ALS_PANEL floats. x holds rank floats. */
+ * rounded up to ALS_PANEL floats. x holds rank floats. On AVX-512 CPUs each
+ * score is one fused multiply-add per factor in factor order (the exact
+ * score serving answers with). */
 void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank, float *out);
+/* out[j] = x · V_items[j], bit for bit what als_score_panel gives those
+ * items (gathered from the row-major factors: a few cache lines per item
+ * instead of a whole panel block). */
+void als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
+                    float *out);
 
 /* ---- int8 pre-scoring with exact bounds (the serving fast path) ---------------
  *
