@@ -55,7 +55,18 @@ static int cmp_best_first(const void *a, const void *b)
 
 void als_topk_sort(als_topk_t *t)
 {
-    qsort(t->h, (size_t)t->n, sizeof(als_scored_t), cmp_best_first);
+    if (t->n > 32) {
+        qsort(t->h, (size_t)t->n, sizeof(als_scored_t), cmp_best_first);
+        return;
+    }
+    /* the usual page of results: insertion sort, no calls per comparison */
+    for (int32_t a = 1; a < t->n; a++) {
+        als_scored_t c = t->h[a];
+        int32_t b = a;
+        for (; b > 0 && als_scored_worse(t->h[b - 1], c); b--)
+            t->h[b] = t->h[b - 1];
+        t->h[b] = c;
+    }
 }
 
 /* One kernel per stride class keeps the inner loop's trip count a multiple
