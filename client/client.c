@@ -336,6 +336,20 @@ static int topic_error(rd_kafka_resp_err_t err, const char *msg, const char *nam
     }
 }
 
+/* The outcome of a create or delete of one topic: its single topic result. */
+static int one_topic_result(const rd_kafka_topic_result_t **res, size_t cnt, const char *name,
+                            const char *verb, char *errstr, size_t errstr_size)
+{
+    if (cnt != 1)
+        return core_errf(CORE_ERR_IO, errstr, errstr_size,
+                         "%s topic: broker returned %zu results for one topic", verb, cnt);
+    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[0]);
+    if (!err)
+        return 0;
+    return topic_error(err, rd_kafka_topic_result_error_string(res[0]), name, verb, errstr,
+                       errstr_size);
+}
+
 int client_topic_create(const char *brokers, const core_strlist_t *props,
                         const client_topic_spec_t *spec, int timeout_ms, char *errstr,
                         size_t errstr_size)
@@ -380,15 +394,7 @@ int client_topic_create(const char *brokers, const core_strlist_t *props,
     size_t cnt = 0;
     const rd_kafka_topic_result_t **res =
         rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-    if (cnt != 1) {
-        rc = core_errf(CORE_ERR_IO, errstr, errstr_size,
-                       "create topic: broker returned %zu results for one topic", cnt);
-        goto out;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[0]);
-    if (err)
-        rc = topic_error(err, rd_kafka_topic_result_error_string(res[0]), spec->name, "create",
-                         errstr, errstr_size);
+    rc = one_topic_result(res, cnt, spec->name, "create", errstr, errstr_size);
 out:
     if (ev)
         rd_kafka_event_destroy(ev);
@@ -418,15 +424,7 @@ int client_topic_delete(const char *brokers, const core_strlist_t *props, const 
     size_t cnt = 0;
     const rd_kafka_topic_result_t **res =
         rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
-    if (cnt != 1) {
-        rc = core_errf(CORE_ERR_IO, errstr, errstr_size,
-                       "delete topic: broker returned %zu results for one topic", cnt);
-        goto out;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[0]);
-    if (err)
-        rc = topic_error(err, rd_kafka_topic_result_error_string(res[0]), name, "delete", errstr,
-                         errstr_size);
+    rc = one_topic_result(res, cnt, name, "delete", errstr, errstr_size);
 out:
     if (ev)
         rd_kafka_event_destroy(ev);

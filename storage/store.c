@@ -751,14 +751,20 @@ int store_batch_begin(store_t *s, unsigned flags, store_batch_t **out)
     return 0;
 }
 
-static uint64_t staged_hash(int32_t app, int32_t ch, const char *id)
+void store__key_hash128(int32_t app, int32_t ch, const char *id, uint8_t out[16])
 {
-    uint8_t buf[8 + STORE_EVENT_ID_MAX], h[16];
+    uint8_t buf[8 + STORE_EVENT_ID_MAX];
     size_t n = strlen(id);
     core_put_be32(buf, (uint32_t)app);
     core_put_be32(buf + 4, (uint32_t)ch);
     memcpy(buf + 8, id, n);
-    store__hash128(buf, 8 + n, h);
+    store__hash128(buf, 8 + n, out);
+}
+
+static uint64_t staged_hash(int32_t app, int32_t ch, const char *id)
+{
+    uint8_t h[16];
+    store__key_hash128(app, ch, id, h);
     return le64(h);
 }
 

@@ -405,6 +405,15 @@ static bool fast_int(fast_t *f, const char **s, size_t *n)
     return true;
 }
 
+/* Consumes c when it is the next byte. */
+static bool fast_eat(fast_t *f, char c)
+{
+    if (f->p >= f->end || *f->p != c)
+        return false;
+    f->p++;
+    return true;
+}
+
 static bool fast_lit(fast_t *f, const char *lit, size_t n)
 {
     if ((size_t)(f->end - f->p) < n || memcmp(f->p, lit, n) != 0)
@@ -435,14 +444,11 @@ static bool fast_object(fast_t *f, int depth, bool top, size_t *nkeys)
 {
     fast_pair_t pairs[FAST_MAX_KEYS];
     size_t np = 0, mark = f->canon.len;
-    if (depth > FAST_MAX_DEPTH || f->p >= f->end || *f->p != '{')
+    if (depth > FAST_MAX_DEPTH || !fast_eat(f, '{'))
         return false;
-    f->p++;
     fast_ws(f);
-    if (f->p < f->end && *f->p == '}') {
-        f->p++;
-    } else {
-        for (;;) {
+    if (!fast_eat(f, '}')) {
+        do {
             if (np == FAST_MAX_KEYS)
                 return false;
             fast_pair_t *pr = &pairs[np++];
@@ -455,25 +461,17 @@ static bool fast_object(fast_t *f, int depth, bool top, size_t *nkeys)
             if (memchr(pr->k, '\0', pr->kn))
                 return false;
             fast_ws(f);
-            if (f->p >= f->end || *f->p != ':')
+            if (!fast_eat(f, ':'))
                 return false;
-            f->p++;
             fast_ws(f);
             pr->voff = f->canon.len;
             if (!fast_value(f, depth + 1))
                 return false;
             pr->vlen = f->canon.len - pr->voff;
             fast_ws(f);
-            if (f->p < f->end && *f->p == ',') {
-                f->p++;
-                continue;
-            }
-            if (f->p < f->end && *f->p == '}') {
-                f->p++;
-                break;
-            }
+        } while (fast_eat(f, ','));
+        if (!fast_eat(f, '}'))
             return false;
-        }
     }
     if (np > 1)
         qsort(pairs, np, sizeof pairs[0], fast_pair_cmp);
@@ -515,9 +513,7 @@ static bool fast_value(fast_t *f, int depth)
         f->p++;
         core_wr_raw(&f->canon, "[", 1);
         fast_ws(f);
-        if (f->p < f->end && *f->p == ']') {
-            f->p++;
-        } else {
+        if (!fast_eat(f, ']')) {
             for (bool first = true;; first = false) {
                 if (!first)
                     core_wr_raw(&f->canon, ",", 1);
@@ -525,16 +521,11 @@ static bool fast_value(fast_t *f, int depth)
                 if (!fast_value(f, depth + 1))
                     return false;
                 fast_ws(f);
-                if (f->p < f->end && *f->p == ',') {
-                    f->p++;
-                    continue;
-                }
-                if (f->p < f->end && *f->p == ']') {
-                    f->p++;
+                if (!fast_eat(f, ','))
                     break;
-                }
-                return false;
             }
+            if (!fast_eat(f, ']'))
+                return false;
         }
         core_wr_raw(&f->canon, "]", 1);
         return true;
@@ -584,23 +575,19 @@ static bool fast_event(fast_t *f, int64_t now_ms, store_event_t *ev, char **w)
     size_t props_off = 0, props_len = 0, nkeys = 0;
     unsigned seen = 0;
     memset(ev, 0, sizeof *ev);
-    if (f->p >= f->end || *f->p != '{')
+    if (!fast_eat(f, '{'))
         return false;
-    f->p++;
     fast_ws(f);
-    if (f->p < f->end && *f->p == '}') {
-        f->p++;
-    } else {
-        for (;;) {
+    if (!fast_eat(f, '}')) {
+        do {
             const char *k;
             size_t kn;
             fast_ws(f);
             if (!fast_str(f, &k, &kn))
                 return false;
             fast_ws(f);
-            if (f->p >= f->end || *f->p != ':')
+            if (!fast_eat(f, ':'))
                 return false;
-            f->p++;
             fast_ws(f);
             int fi = -1;
             for (int i = 0; i < FF_N; i++)
@@ -641,16 +628,9 @@ static bool fast_event(fast_t *f, int64_t now_ms, store_event_t *ev, char **w)
                 f->canon.len = mark;
             }
             fast_ws(f);
-            if (f->p < f->end && *f->p == ',') {
-                f->p++;
-                continue;
-            }
-            if (f->p < f->end && *f->p == '}') {
-                f->p++;
-                break;
-            }
+        } while (fast_eat(f, ','));
+        if (!fast_eat(f, '}'))
             return false;
-        }
     }
     (void)props_null;
     if (val[FF_ID] && (vlen[FF_ID] == 0 || vlen[FF_ID] > STORE_EVENT_ID_MAX))

@@ -175,6 +175,9 @@ void store__json_str(core_buf_t *b, const char *s, size_t n);
 
 /* 128-bit SipHash-2-4 with the store's fixed key. */
 void store__hash128(const void *data, size_t len, uint8_t out[16]);
+/* store__hash128 of an event's key (app, channel, id): one definition for
+ * store.c's staging dedup and the RocksDB engine's lock stripes. */
+void store__key_hash128(int32_t app, int32_t ch, const char *id, uint8_t out[16]);
 
 /* Time in keys: sign bit flipped so unsigned big-endian order = time order. */
 static inline uint64_t store__time_key(int64_t ms)

@@ -215,21 +215,29 @@ static void pool_put(rds_t *r, redisContext *c)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Runs argv on a pooled connection. A NULL reply (connection error) is
- * CORE_ERR_IO; the reply is returned for the caller to check and free. */
-static int rds_cmd(rds_t *r, int argc, const char **argv, const size_t *argvlen, redisReply **out,
-                   char *errstr, size_t errstr_size)
+/* Runs argv on a pooled connection: *out is the reply, an error reply
+ * included. A NULL reply (connection error) is CORE_ERR_IO. */
+static int rds_send(rds_t *r, int argc, const char **argv, const size_t *argvlen, redisReply **out,
+                    char *errstr, size_t errstr_size)
 {
     redisContext *c = pool_get(r, errstr, errstr_size);
     if (!c)
         return CORE_ERR_IO;
-    redisReply *rep = redisCommandArgv(c, argc, argv, argvlen);
-    if (!rep) {
-        int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", c->errstr);
-        pool_put(r, c);
-        return err;
-    }
+    *out = redisCommandArgv(c, argc, argv, argvlen);
+    int err = *out ? 0 : core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", c->errstr);
     pool_put(r, c);
+    return err;
+}
+
+/* rds_send with an error reply turned into CORE_ERR_IO (logged); the reply
+ * is returned for the caller to check and free. */
+static int rds_cmd(rds_t *r, int argc, const char **argv, const size_t *argvlen, redisReply **out,
+                   char *errstr, size_t errstr_size)
+{
+    redisReply *rep;
+    int err = rds_send(r, argc, argv, argvlen, &rep, errstr, errstr_size);
+    if (err)
+        return err;
     if (rep->type == REDIS_REPLY_ERROR) {
         int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", rep->str);
         CORE_WARN("store", "redis error: %s", rep->str);
@@ -273,25 +281,18 @@ static int rds_eval(rds_t *r, const char *sha, int argc, const char **argv, size
         argvlen[1] = strlen(sha);
         argv[2] = "0";
         argvlen[2] = 1;
-        redisContext *c = pool_get(r, errstr, errstr_size);
-        if (!c)
-            return CORE_ERR_IO;
-        redisReply *rep = redisCommandArgv(c, argc, argv, argvlen);
-        if (!rep) {
-            int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", c->errstr);
-            pool_put(r, c);
+        redisReply *rep;
+        int err = rds_send(r, argc, argv, argvlen, &rep, errstr, errstr_size);
+        if (err)
             return err;
-        }
-        pool_put(r, c);
         if (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8) && attempt == 0) {
             freeReplyObject(rep);
-            int err = rds_load_scripts(r, errstr, errstr_size);
-            if (err)
+            if ((err = rds_load_scripts(r, errstr, errstr_size)))
                 return err;
             continue;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
-            int err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", rep->str);
+            err = core_errf(CORE_ERR_IO, errstr, errstr_size, "redis: %s", rep->str);
             freeReplyObject(rep);
             return err;
         }
@@ -853,6 +854,27 @@ static int rds_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb 
     return err;
 }
 
+/* One SCAN page of the keys matching pattern: advances cursor (back to "0"
+ * when the walk is complete) and returns the reply, whose element[1] holds
+ * the page's keys (the caller frees it). */
+static int rds_scan_page(rds_t *r, const char *pattern, char *cursor, size_t cursor_size,
+                         redisReply **rep)
+{
+    const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    int err = rds_cmd(r, 6, argv, lens, rep, NULL, 0);
+    if (err)
+        return err;
+    if ((*rep)->type != REDIS_REPLY_ARRAY || (*rep)->elements != 2) {
+        freeReplyObject(*rep);
+        return CORE_ERR_IO;
+    }
+    snprintf(cursor, cursor_size, "%s", (*rep)->element[0]->str);
+    return 0;
+}
+
 static int rds_data_delete(store_t *s, int32_t app, int32_t ch)
 {
     rds_t *r = s->impl;
@@ -864,19 +886,9 @@ static int rds_data_delete(store_t *s, int32_t app, int32_t ch)
     char cursor[32] = "0";
     int err = 0;
     do {
-        const char *argv[6] = {"SCAN", cursor, "MATCH", pat, "COUNT", "1000"};
-        size_t lens[6];
-        for (int i = 0; i < 6; i++)
-            lens[i] = strlen(argv[i]);
         redisReply *rep;
-        if ((err = rds_cmd(r, 6, argv, lens, &rep, NULL, 0)))
+        if ((err = rds_scan_page(r, pat, cursor, sizeof cursor, &rep)))
             break;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            freeReplyObject(rep);
-            err = CORE_ERR_IO;
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
         redisReply *keys = rep->element[1];
         if (keys->elements > 0) {
             const char **argv2 = core_xmalloc((keys->elements + 1) * sizeof *argv2);
@@ -1009,19 +1021,9 @@ static int rds_check(store_t *s, store_check_t *rep)
     char cursor[32] = "0";
     int err = 0;
     do {
-        const char *argv[6] = {"SCAN", cursor, "MATCH", "eddy:e:*:r", "COUNT", "1000"};
-        size_t lens[6];
-        for (int i = 0; i < 6; i++)
-            lens[i] = strlen(argv[i]);
         redisReply *rp;
-        if ((err = rds_cmd(r, 6, argv, lens, &rp, NULL, 0)))
+        if ((err = rds_scan_page(r, "eddy:e:*:r", cursor, sizeof cursor, &rp)))
             break;
-        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 2) {
-            freeReplyObject(rp);
-            err = CORE_ERR_IO;
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rp->element[0]->str);
         for (size_t i = 0; i < rp->element[1]->elements && !err; i++)
             err = check_hash(r, rp->element[1]->element[i]->str,
                              (size_t)rp->element[1]->element[i]->len, rep);

@@ -149,6 +149,45 @@ static int serve_kv_cb(const void *key, size_t klen, const void *val, size_t vle
     return 0;
 }
 
+/* The (app, channel, event id) a GET or DEL names; false when malformed or
+ * followed by anything. */
+static bool serve_rd_event_key(core_rd_t *rd, int32_t *app, int32_t *ch,
+                               char id[STORE_EVENT_ID_MAX + 1])
+{
+    *app = core_rd_i32(rd);
+    *ch = core_rd_i32(rd);
+    return slice_id(core_rd_bytes(rd), id) && !rd->err && !core_rd_remain(rd);
+}
+
+/* A lookup's answer: rc, then the value when rc is 0. */
+static void serve_wr_value(core_buf_t *out, int rc, const void *val, size_t len)
+{
+    core_wr_i32(out, rc);
+    if (rc == 0)
+        core_wr_bytes(out, val, (int64_t)len);
+}
+
+/* A scan's answer is rc, an i32 count, the entries: the count is known only
+ * at the end, so a placeholder is written first (the offset returned) and
+ * patched by serve_scan_end, or the whole answer becomes just rc. */
+static size_t serve_scan_begin(core_buf_t *out)
+{
+    size_t head = out->len;
+    core_wr_i32(out, 0);
+    core_wr_i32(out, 0);
+    return head;
+}
+
+static void serve_scan_end(core_buf_t *out, size_t head, int rc, const serve_scan_t *scan)
+{
+    if (rc) {
+        out->len = head;
+        core_wr_i32(out, rc);
+        return;
+    }
+    core_wr_i32_at(out, head + 4, (int32_t)scan->n);
+}
+
 /* Decodes a COMMIT into a batch the local engine can apply. The staged
  * records were built by store.c in the client; the engine re-checks ids. */
 static int serve_commit(store_t *st, core_rd_t *rd, core_buf_t *out)
@@ -268,23 +307,21 @@ int store_remote_serve(store_t *st, const void *body, size_t len, core_buf_t *ou
             goto malformed;
         return 200;
     case STORE_REMOTE_OP_GET: {
-        int32_t app = core_rd_i32(&rd), ch = core_rd_i32(&rd);
+        int32_t app, ch;
         char id[STORE_EVENT_ID_MAX + 1];
-        if (!slice_id(core_rd_bytes(&rd), id) || rd.err || core_rd_remain(&rd))
+        if (!serve_rd_event_key(&rd, &app, &ch, id))
             goto malformed;
         uint8_t *rec = NULL;
         size_t rlen = 0;
         rc = st->eng->get(st, app, ch, id, &rec, &rlen);
-        core_wr_i32(out, rc);
-        if (rc == 0)
-            core_wr_bytes(out, rec, (int64_t)rlen);
+        serve_wr_value(out, rc, rec, rlen);
         free(rec);
         return 200;
     }
     case STORE_REMOTE_OP_DEL: {
-        int32_t app = core_rd_i32(&rd), ch = core_rd_i32(&rd);
+        int32_t app, ch;
         char id[STORE_EVENT_ID_MAX + 1];
-        if (!slice_id(core_rd_bytes(&rd), id) || rd.err || core_rd_remain(&rd))
+        if (!serve_rd_event_key(&rd, &app, &ch, id))
             goto malformed;
         core_wr_i32(out, st->eng->del(st, app, ch, id));
         return 200;
@@ -338,17 +375,10 @@ int store_remote_serve(store_t *st, const void *body, size_t len, core_buf_t *ou
             scratch_free(&sc);
             goto malformed;
         }
-        size_t head = out->len;
-        core_wr_i32(out, 0);
-        core_wr_i32(out, 0);
+        size_t head = serve_scan_begin(out);
         rc = st->eng->props_scan(st, app, ch, etype, eid, serve_props_cb, &scan);
         scratch_free(&sc);
-        if (rc) {
-            out->len = head;
-            core_wr_i32(out, rc);
-            return 200;
-        }
-        core_wr_i32_at(out, head + 4, (int32_t)scan.n);
+        serve_scan_end(out, head, rc, &scan);
         return 200;
     }
     case STORE_REMOTE_OP_KV_GET: {
@@ -358,9 +388,7 @@ int store_remote_serve(store_t *st, const void *body, size_t len, core_buf_t *ou
         void *val = NULL;
         size_t vlen = 0;
         rc = st->eng->kv_get(st, k.ptr, (size_t)k.len, &val, &vlen);
-        core_wr_i32(out, rc);
-        if (rc == 0)
-            core_wr_bytes(out, val, (int64_t)vlen);
+        serve_wr_value(out, rc, val, vlen);
         free(val);
         return 200;
     }
@@ -368,16 +396,9 @@ int store_remote_serve(store_t *st, const void *body, size_t len, core_buf_t *ou
         core_slice_t p = core_rd_bytes(&rd);
         if (rd.err || core_rd_remain(&rd))
             goto malformed;
-        size_t head = out->len;
-        core_wr_i32(out, 0);
-        core_wr_i32(out, 0);
+        size_t head = serve_scan_begin(out);
         rc = st->eng->kv_scan(st, p.ptr, (size_t)p.len, serve_kv_cb, &scan);
-        if (rc) {
-            out->len = head;
-            core_wr_i32(out, rc);
-            return 200;
-        }
-        core_wr_i32_at(out, head + 4, (int32_t)scan.n);
+        serve_scan_end(out, head, rc, &scan);
         return 200;
     }
     case STORE_REMOTE_OP_DATA_DEL: {
@@ -598,6 +619,14 @@ static void req_head(core_buf_t *b, int op)
     core_wr_i8(b, (int8_t)op);
 }
 
+/* The head of a request about one app's channel. */
+static void req_head_channel(core_buf_t *b, int op, int32_t app, int32_t ch)
+{
+    req_head(b, op);
+    core_wr_i32(b, app);
+    core_wr_i32(b, ch);
+}
+
 /* Sends req (and finalises it), reads rc; on 0, *rd views the rest of body
  * (the caller frees *body). */
 static int remote_rpc(store_t *s, core_buf_t *req, uint8_t **body, core_rd_t *rd)
@@ -616,6 +645,30 @@ static int remote_rpc(store_t *s, core_buf_t *req, uint8_t **body, core_rd_t *rd
         return CORE_ERR_IO;
     }
     return rc;
+}
+
+/* remote_rpc for a request whose answer is only rc. */
+static int remote_rpc_rc(store_t *s, core_buf_t *req)
+{
+    uint8_t *body;
+    core_rd_t rd;
+    int rc = remote_rpc(s, req, &body, &rd);
+    free(body);
+    return rc;
+}
+
+/* A lookup answer's value as a NUL-terminated heap copy (the caller frees
+ * it), or NULL when the answer is cut short. */
+static void *rd_value_copy(core_rd_t *rd, size_t *len)
+{
+    core_slice_t v = core_rd_bytes(rd);
+    if (rd->err)
+        return NULL;
+    char *c = core_xmalloc((size_t)v.len + 1);
+    memcpy(c, v.ptr, (size_t)v.len);
+    c[v.len] = '\0';
+    *len = (size_t)v.len;
+    return c;
 }
 
 static int r_commit(store_t *s, store_batch_t *b, store_put_result_t *results, char *errstr,
@@ -677,23 +730,13 @@ static int r_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **
                  size_t *len)
 {
     core_buf_t req;
-    req_head(&req, STORE_REMOTE_OP_GET);
-    core_wr_i32(&req, app);
-    core_wr_i32(&req, ch);
+    req_head_channel(&req, STORE_REMOTE_OP_GET, app, ch);
     wr_cstr(&req, id);
     uint8_t *body;
     core_rd_t rd;
     int rc = remote_rpc(s, &req, &body, &rd);
-    if (rc == 0) {
-        core_slice_t v = core_rd_bytes(&rd);
-        if (rd.err) {
-            rc = CORE_ERR_IO;
-        } else {
-            *rec = core_xmalloc((size_t)v.len + 1);
-            memcpy(*rec, v.ptr, (size_t)v.len);
-            *len = (size_t)v.len;
-        }
-    }
+    if (rc == 0 && !(*rec = rd_value_copy(&rd, len)))
+        rc = CORE_ERR_IO;
     free(body);
     return rc;
 }
@@ -701,24 +744,16 @@ static int r_get(store_t *s, int32_t app, int32_t ch, const char *id, uint8_t **
 static int r_del(store_t *s, int32_t app, int32_t ch, const char *id)
 {
     core_buf_t req;
-    req_head(&req, STORE_REMOTE_OP_DEL);
-    core_wr_i32(&req, app);
-    core_wr_i32(&req, ch);
+    req_head_channel(&req, STORE_REMOTE_OP_DEL, app, ch);
     wr_cstr(&req, id);
-    uint8_t *body;
-    core_rd_t rd;
-    int rc = remote_rpc(s, &req, &body, &rd);
-    free(body);
-    return rc;
+    return remote_rpc_rc(s, &req);
 }
 
 static int r_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, store_event_cb cb,
                   void *opaque, int64_t *count)
 {
     core_buf_t req;
-    req_head(&req, STORE_REMOTE_OP_FIND);
-    core_wr_i32(&req, app);
-    core_wr_i32(&req, ch);
+    req_head_channel(&req, STORE_REMOTE_OP_FIND, app, ch);
     core_wr_i64(&req, f->start_ms);
     core_wr_i64(&req, f->until_ms);
     wr_cstr(&req, f->entity_type);
@@ -761,9 +796,7 @@ static int r_props_scan(store_t *s, int32_t app, int32_t ch, const char *etype, 
                         store__propev_cb cb, void *opaque)
 {
     core_buf_t req;
-    req_head(&req, STORE_REMOTE_OP_PROPS);
-    core_wr_i32(&req, app);
-    core_wr_i32(&req, ch);
+    req_head_channel(&req, STORE_REMOTE_OP_PROPS, app, ch);
     wr_cstr(&req, etype);
     wr_cstr(&req, eid);
     uint8_t *body;
@@ -804,17 +837,8 @@ static int r_kv_get(store_t *s, const void *key, size_t klen, void **val, size_t
     uint8_t *body;
     core_rd_t rd;
     int rc = remote_rpc(s, &req, &body, &rd);
-    if (rc == 0) {
-        core_slice_t v = core_rd_bytes(&rd);
-        if (rd.err) {
-            rc = CORE_ERR_IO;
-        } else {
-            *val = core_xmalloc((size_t)v.len + 1);
-            memcpy(*val, v.ptr, (size_t)v.len);
-            ((char *)*val)[v.len] = '\0';
-            *vlen = (size_t)v.len;
-        }
-    }
+    if (rc == 0 && !(*val = rd_value_copy(&rd, vlen)))
+        rc = CORE_ERR_IO;
     free(body);
     return rc;
 }
@@ -846,14 +870,8 @@ static int r_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb cb
 static int r_data_delete(store_t *s, int32_t app, int32_t ch)
 {
     core_buf_t req;
-    req_head(&req, STORE_REMOTE_OP_DATA_DEL);
-    core_wr_i32(&req, app);
-    core_wr_i32(&req, ch);
-    uint8_t *body;
-    core_rd_t rd;
-    int rc = remote_rpc(s, &req, &body, &rd);
-    free(body);
-    return rc;
+    req_head_channel(&req, STORE_REMOTE_OP_DATA_DEL, app, ch);
+    return remote_rpc_rc(s, &req);
 }
 
 static void r_close(store_t *s)

@@ -105,12 +105,8 @@ static size_t k_entity(uint8_t *k, char tag, int32_t app, int32_t ch, const char
 
 static unsigned stripe_of(int32_t app, int32_t ch, const char *id)
 {
-    uint8_t buf[8 + STORE_EVENT_ID_MAX], h[16];
-    size_t n = strlen(id);
-    core_put_be32(buf, (uint32_t)app);
-    core_put_be32(buf + 4, (uint32_t)ch);
-    memcpy(buf + 8, id, n);
-    store__hash128(buf, 8 + n, h);
+    uint8_t h[16];
+    store__key_hash128(app, ch, id, h);
     return ((unsigned)h[0] | (unsigned)h[1] << 8) & (RDB_STRIPES - 1);
 }
 
@@ -126,6 +122,15 @@ static int io_err(rdb_t *r, char *e, char *errstr, size_t errstr_size, const cha
     CORE_ERROR("store", "rocksdb %s failed: %s", what, e);
     rocksdb_free(e);
     return err;
+}
+
+/* The error an iteration ended with: a loop that stopped because the
+ * iterator went invalid may have hit an I/O error, reported only here. */
+static int iter_err(rdb_t *r, rocksdb_iterator_t *it)
+{
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    return e ? io_err(r, e, NULL, 0, "iterate") : 0;
 }
 
 /* RocksDB counts every key comparison into a thread-local perf context
@@ -184,6 +189,22 @@ static void rdb_mget(rdb_t *r, const rocksdb_readoptions_t *ro, size_t n, const 
     rocksdb_batched_multi_get_cf(r->db, ro, r->cf, n, keys, klens, vals, errs, false);
 }
 
+/* Result i of an rdb_mget: 0 with *v (NULL when the key is absent) and *vl,
+ * or CORE_ERR_IO (logged) when that read failed. */
+static int rdb_mget_value(rocksdb_pinnableslice_t **vals, char **errs, size_t i, const char **v,
+                          size_t *vl)
+{
+    *v = NULL;
+    *vl = 0;
+    if (errs[i]) {
+        CORE_ERROR("store", "rocksdb multiget failed: %s", errs[i]);
+        return CORE_ERR_IO;
+    }
+    if (vals[i])
+        *v = rocksdb_pinnableslice_value(vals[i], vl);
+    return 0;
+}
+
 static void rdb_mget_release(size_t n, rocksdb_pinnableslice_t **vals, char **errs)
 {
     for (size_t i = 0; i < n; i++) {
@@ -223,14 +244,12 @@ static int rdb_get_recs(rdb_t *r, size_t n, const store__staged_t *const *evs, u
     }
     rdb_mget(r, r->ro, n, keys, klens, vals, errs);
     for (size_t i = 0; i < n && !err; i++) {
+        const char *v;
         size_t vl;
-        const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &vl) : NULL;
-        if (errs[i]) {
-            err = core_errf(CORE_ERR_IO, NULL, 0, "%s", errs[i]);
-            CORE_ERROR("store", "rocksdb multiget failed: %s", errs[i]);
-            *bad = i;
-        } else if (v && vl != 8) {
+        err = rdb_mget_value(vals, errs, i, &v, &vl);
+        if (!err && v && vl != 8)
             err = CORE_ERR_CORRUPT;
+        if (err) {
             *bad = i;
         } else if (v) {
             /* reuse key slot i for the T key */
@@ -246,14 +265,12 @@ static int rdb_get_recs(rdb_t *r, size_t n, const store__staged_t *const *evs, u
     if (!err && nt > 0) { /* only duplicates and conflicts get here */
         rdb_mget(r, r->ro, nt, keys, klens, vals, errs);
         for (size_t j = 0; j < nt && !err; j++) {
+            const char *v;
             size_t vl;
-            const char *v = vals[j] ? rocksdb_pinnableslice_value(vals[j], &vl) : NULL;
-            if (errs[j]) {
-                err = core_errf(CORE_ERR_IO, NULL, 0, "%s", errs[j]);
-                CORE_ERROR("store", "rocksdb multiget failed: %s", errs[j]);
-                *bad = which[j];
-            } else if (!v) {
+            err = rdb_mget_value(vals, errs, j, &v, &vl);
+            if (!err && !v)
                 err = CORE_ERR_CORRUPT; /* E without T */
+            if (err) {
                 *bad = which[j];
             } else {
                 size_t i = which[j];
@@ -700,14 +717,12 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
             break;
         rdb_mget(r, ro, n, kp, kls, vals, errs);
         for (size_t j = 0; j < n && !err && !stop; j++) {
+            const char *v;
             size_t vl2;
-            const char *v = vals[j] ? rocksdb_pinnableslice_value(vals[j], &vl2) : NULL;
-            if (errs[j]) {
-                CORE_ERROR("store", "rocksdb multiget failed: %s", errs[j]);
-                err = CORE_ERR_IO;
-            } else if (!v) {
+            err = rdb_mget_value(vals, errs, j, &v, &vl2);
+            if (!err && !v)
                 err = CORE_ERR_CORRUPT; /* index entry without its record */
-            } else {
+            if (!err) {
                 err = store__rec_decode((const uint8_t *)v, vl2, kp[j] + 17, kls[j] - 17, &ev,
                                         &scratch);
                 if (!err && store__find_match(f, &ev)) {
@@ -721,12 +736,8 @@ static int rdb_find(store_t *s, int32_t app, int32_t ch, const store_find_t *f, 
         if (err)
             break;
     }
-    char *e = NULL;
-    if (!err) {
-        rocksdb_iter_get_error(it, &e);
-        if (e)
-            err = io_err(r, e, NULL, 0, "iterate");
-    }
+    if (!err)
+        err = iter_err(r, it);
     free(tkeys);
     core_buf_fini(&scratch);
     rocksdb_iter_destroy(it);
@@ -779,12 +790,8 @@ static int rdb_props_scan(store_t *s, int32_t app, int32_t ch, const char *etype
         if (cb(&pe, opaque))
             break;
     }
-    char *e = NULL;
-    if (!err) {
-        rocksdb_iter_get_error(it, &e);
-        if (e)
-            err = io_err(r, e, NULL, 0, "iterate");
-    }
+    if (!err)
+        err = iter_err(r, it);
     rocksdb_iter_destroy(it);
     return err;
 }
@@ -832,11 +839,7 @@ static int rdb_kv_scan(store_t *s, const void *prefix, size_t plen, store_kv_cb 
         if (cb(k + 1, kl - 1, v, vl, opaque))
             break;
     }
-    int err = 0;
-    char *e = NULL;
-    rocksdb_iter_get_error(it, &e);
-    if (e)
-        err = io_err(r, e, NULL, 0, "iterate");
+    int err = iter_err(r, it);
     rocksdb_iter_destroy(it);
     return err;
 }
@@ -1071,11 +1074,7 @@ static int rdb_check(store_t *s, store_check_t *rep)
             store__check_problem(rep, "key with unknown tag 0x%02x", kl ? k[0] : 0);
         }
     }
-    int err = 0;
-    char *e = NULL;
-    rocksdb_iter_get_error(it, &e);
-    if (e)
-        err = io_err(r, e, NULL, 0, "iterate");
+    int err = iter_err(r, it);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (snap)
