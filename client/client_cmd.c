@@ -40,6 +40,16 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Rows several commands share; T is the command's argument struct. */
+/* clang-format off */
+#define CLIENT_OPT_BROKER(T)                                                                       \
+    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",                  \
+     offsetof(T, broker)}
+#define CLIENT_OPT_REGISTRY(T)                                                                     \
+    {"registry", CORE_OPT_STR, "http://127.0.0.1:8081", "schema registry URL (with --avro)",       \
+     offsetof(T, registry)}
+/* clang-format on */
+
 /* ---- eddy topics ------------------------------------------------------------- */
 
 typedef struct topics_args {
@@ -51,14 +61,14 @@ typedef struct topics_args {
     core_strlist_t config;
 } topics_args_t;
 
-#define TOPICS_COMMON_OPTS                                                                     \
-    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",              \
-     offsetof(topics_args_t, broker)},                                                         \
-        {"timeout", CORE_OPT_DURATION, "30s", "give up after this long",                       \
-         offsetof(topics_args_t, timeout_ms)},                                                 \
-        {"property", CORE_OPT_LIST, NULL,                                                      \
-         "librdkafka setting key=value, e.g. security.protocol=ssl",              \
-         offsetof(topics_args_t, property)}
+/* clang-format off */
+#define TOPICS_COMMON_OPTS                                                                         \
+    CLIENT_OPT_BROKER(topics_args_t),                                                              \
+    {"timeout", CORE_OPT_DURATION, "30s", "give up after this long",                               \
+     offsetof(topics_args_t, timeout_ms)},                                                         \
+    {"property", CORE_OPT_LIST, NULL, "librdkafka setting key=value, e.g. security.protocol=ssl",  \
+     offsetof(topics_args_t, property)}
+/* clang-format on */
 
 static const core_opt_t topics_create_opts[] = {
     {"partitions", CORE_OPT_INT, "1", "number of partitions", offsetof(topics_args_t, partitions)},
@@ -191,8 +201,7 @@ typedef struct produce_args {
 } produce_args_t;
 
 static const core_opt_t produce_opts[] = {
-    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",
-     offsetof(produce_args_t, broker)},
+    CLIENT_OPT_BROKER(produce_args_t),
     {"topic", CORE_OPT_STR, NULL, "topic to write to (required)", offsetof(produce_args_t, topic)},
     {"acks", CORE_OPT_STR, "all",
      "0 (no answer), 1 (leader appended it), all (on disk: fsynced on a single eddy broker)",
@@ -219,8 +228,7 @@ static const core_opt_t produce_opts[] = {
      "each line is a JSON datum: encode it as Avro in the Confluent wire format (magic 0, "
      "4-byte schema id, datum) with the subject's latest schema or --avro-schema",
      offsetof(produce_args_t, avro)},
-    {"registry", CORE_OPT_STR, "http://127.0.0.1:8081", "schema registry URL (with --avro)",
-     offsetof(produce_args_t, registry)},
+    CLIENT_OPT_REGISTRY(produce_args_t),
     {"subject", CORE_OPT_STR, NULL, "registry subject (with --avro; default TOPIC-value)",
      offsetof(produce_args_t, subject)},
     {"avro-schema", CORE_OPT_STR, NULL,
@@ -346,8 +354,7 @@ typedef struct consume_args {
 } consume_args_t;
 
 static const core_opt_t consume_opts[] = {
-    {"broker", CORE_OPT_STR, CLIENT_DEFAULT_BROKER, "bootstrap broker HOST:PORT",
-     offsetof(consume_args_t, broker)},
+    CLIENT_OPT_BROKER(consume_args_t),
     {"topic", CORE_OPT_STR, NULL, "topic to read (required)", offsetof(consume_args_t, topic)},
     {"group", CORE_OPT_STR, NULL,
      "join this consumer group (subscribe, committed offsets). Without it: no group at all, "
@@ -383,8 +390,7 @@ static const core_opt_t consume_opts[] = {
      "values are Confluent-framed Avro: print each decoded as one JSON line (schemas fetched "
      "from the registry by id, cached); a record that does not decode is reported on stderr",
      offsetof(consume_args_t, avro)},
-    {"registry", CORE_OPT_STR, "http://127.0.0.1:8081", "schema registry URL (with --avro)",
-     offsetof(consume_args_t, registry)},
+    CLIENT_OPT_REGISTRY(consume_args_t),
     CORE_OPT_END,
 };
 

@@ -36,16 +36,24 @@ typedef struct groups_args {
     int64_t timeout_ms;
 } groups_args_t;
 
+/* The rows the admin subcommands (list, describe, reset-offsets) share. */
+/* clang-format off */
+#define OPT_BROKER                                                                                 \
+    {"broker", CORE_OPT_STR, "127.0.0.1:9092", "bootstrap broker HOST:PORT",                       \
+     offsetof(groups_args_t, broker)}
+#define OPT_ADMIN_TIMEOUT                                                                          \
+    {"timeout", CORE_OPT_DURATION, "10s", "admin request timeout",                                 \
+     offsetof(groups_args_t, timeout_ms)}
+/* clang-format on */
+
 static const core_opt_t list_opts[] = {
-    {"broker", CORE_OPT_STR, "127.0.0.1:9092", "bootstrap broker HOST:PORT",
-     offsetof(groups_args_t, broker)},
-    {"timeout", CORE_OPT_DURATION, "10s", "admin request timeout", offsetof(groups_args_t, timeout_ms)},
+    OPT_BROKER,
+    OPT_ADMIN_TIMEOUT,
     CORE_OPT_END,
 };
 
 static const core_opt_t reset_opts[] = {
-    {"broker", CORE_OPT_STR, "127.0.0.1:9092", "bootstrap broker HOST:PORT",
-     offsetof(groups_args_t, broker)},
+    OPT_BROKER,
     {"topic", CORE_OPT_STR, NULL, "topic whose partitions to reset (required)",
      offsetof(groups_args_t, topic)},
     {"to-earliest", CORE_OPT_BOOL, NULL, "reset to each partition's log start offset",
@@ -57,7 +65,7 @@ static const core_opt_t reset_opts[] = {
      offsetof(groups_args_t, to_offset)},
     {"dry-run", CORE_OPT_BOOL, NULL, "print the new offsets without committing them",
      offsetof(groups_args_t, dry_run)},
-    {"timeout", CORE_OPT_DURATION, "10s", "admin request timeout", offsetof(groups_args_t, timeout_ms)},
+    OPT_ADMIN_TIMEOUT,
     CORE_OPT_END,
 };
 

@@ -485,16 +485,26 @@ static int setup_columns(import_t *im)
     return 0;
 }
 
+/* The rows import, export and store share. */
+/* clang-format off */
+#define IO_OPT_DATA                                                                                \
+    {"data", CORE_OPT_STR, NULL, "data directory (embedded store under DIR/store)",               \
+     offsetof(io_conf_t, data)}
+#define IO_OPT_STORE                                                                               \
+    {"store", CORE_OPT_STR, NULL, "store URL: rocksdb:DIR or redis://HOST:PORT/DB",               \
+     offsetof(io_conf_t, store)}
+#define IO_OPT_CHANNEL                                                                             \
+    {"channel", CORE_OPT_STR, NULL, "channel name (default channel if absent)",                   \
+     offsetof(io_conf_t, channel)}
+/* clang-format on */
+
 static const core_opt_t import_opts[] = {
     {"app", CORE_OPT_STR, NULL, "app name (required)", offsetof(io_conf_t, app)},
     {"input", CORE_OPT_STR, NULL, "file to read, - for stdin (required)",
      offsetof(io_conf_t, input)},
-    {"data", CORE_OPT_STR, NULL, "data directory (embedded store under DIR/store)",
-     offsetof(io_conf_t, data)},
-    {"store", CORE_OPT_STR, NULL, "store URL: rocksdb:DIR or redis://HOST:PORT/DB",
-     offsetof(io_conf_t, store)},
-    {"channel", CORE_OPT_STR, NULL, "channel name (default channel if absent)",
-     offsetof(io_conf_t, channel)},
+    IO_OPT_DATA,
+    IO_OPT_STORE,
+    IO_OPT_CHANNEL,
     {"csv", CORE_OPT_STR, NULL,
      "read CSV/TSV with these columns, e.g. user,item,rating,timestamp (see docs)",
      offsetof(io_conf_t, csv)},
@@ -635,12 +645,9 @@ static const core_opt_t export_opts[] = {
     {"app", CORE_OPT_STR, NULL, "app name (required)", offsetof(io_conf_t, app)},
     {"output", CORE_OPT_STR, NULL, "file to write, - for stdout (required)",
      offsetof(io_conf_t, output)},
-    {"data", CORE_OPT_STR, NULL, "data directory (embedded store under DIR/store)",
-     offsetof(io_conf_t, data)},
-    {"store", CORE_OPT_STR, NULL, "store URL: rocksdb:DIR or redis://HOST:PORT/DB",
-     offsetof(io_conf_t, store)},
-    {"channel", CORE_OPT_STR, NULL, "channel name (default channel if absent)",
-     offsetof(io_conf_t, channel)},
+    IO_OPT_DATA,
+    IO_OPT_STORE,
+    IO_OPT_CHANNEL,
     {"force", CORE_OPT_BOOL, NULL, "overwrite an existing output file", offsetof(io_conf_t, force)},
     CORE_OPT_END,
 };
@@ -713,10 +720,8 @@ out:
 
 /* ---- store check -------------------------------------------------------------------- */
 static const core_opt_t store_opts_tbl[] = {
-    {"data", CORE_OPT_STR, NULL, "data directory (embedded store under DIR/store)",
-     offsetof(io_conf_t, data)},
-    {"store", CORE_OPT_STR, NULL, "store URL: rocksdb:DIR or redis://HOST:PORT/DB",
-     offsetof(io_conf_t, store)},
+    IO_OPT_DATA,
+    IO_OPT_STORE,
     {"quiet", CORE_OPT_BOOL, NULL, "print only the summary", offsetof(io_conf_t, quiet)},
     CORE_OPT_END,
 };
