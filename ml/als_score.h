@@ -1,17 +1,23 @@
 /*
- * als_score — the serving hot path: score every item against one query
- * vector, keep the best k.
+ * als_score — scoring items against one query vector and keeping the best k:
+ * the serving hot path, and evaluation's full scans.
  *
- * Design: item factors are one contiguous, 64-byte aligned block with rows
- * padded to 16 floats (als.h), so als_score_all is a straight sequence of
- * aligned dot products the compiler vectorises (this file is built with -O3
- * and reassociation allowed; function multi-versioning picks AVX-512, AVX2
- * or SSE2 code at load time, so the binary stays portable). Scores land in
- * a caller-provided array; filters are applied while pushing into a bounded
- * min-heap of size k (O(n log k)), then the heap is sorted.
+ * Three layouts of the item factors, each for one use:
+ *   - rows (als.h: contiguous, 64-byte aligned, padded to 16 floats):
+ *     als_score_all for evaluation, als_score_rows for a few chosen items;
+ *   - the float panel (16 items interleaved per factor): als_score_panel,
+ *     a full scan with no horizontal sums;
+ *   - the int8 panel (als_qpanel_*): bounds for every item in one VNNI pass,
+ *     so that serving scores exactly only the few items that can reach the
+ *     top k (als_qpanel_candidates).
+ * This file is built with -O3 and reassociation allowed; AVX-512 code is
+ * chosen at run time, so the binary stays portable. Where the exact score
+ * matters (serving), it is one fused multiply-add per factor in factor
+ * order, computed by intrinsics the compiler may not reorder, so the full
+ * scan and the rescored candidates agree to the bit.
  *
- * Order: higher score first; equal scores by lower item index, so answers are
- * deterministic.
+ * Top k: a bounded min-heap (O(n log k)), then sorted. Order: higher score
+ * first; equal scores by lower item index, so answers are deterministic.
  * Threads: pure functions over caller-owned memory; any thread.
  */
 #ifndef EDDY_ALS_SCORE_H
