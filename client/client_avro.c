@@ -10,6 +10,7 @@
 #include "core/core_alloc.h"
 #include "core/core_buf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_httpc.h"
 #include "registry/sr_avro.h"
 
@@ -65,22 +66,14 @@ static int registry_error(json_t *answer, long status, const char *what, char *e
 
 static char *read_file(const char *path, char *errstr, size_t es)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        core_errf(CORE_ERR_IO, errstr, es, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = core_xmalloc(CA_MAX_SCHEMA_FILE + 1);
-    size_t n = fread(buf, 1, CA_MAX_SCHEMA_FILE + 1, f);
-    fclose(f);
-    if (n > CA_MAX_SCHEMA_FILE) {
-        core_errf(CORE_ERR_TOO_LARGE, errstr, es, "%s: larger than %d bytes", path,
-                  CA_MAX_SCHEMA_FILE);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
+    char *buf;
+    size_t n;
+    int rc = core_fs_read_file(path, CA_MAX_SCHEMA_FILE, &buf, &n);
+    if (rc == CORE_ERR_TOO_LARGE)
+        core_errf(rc, errstr, es, "%s: larger than %d bytes", path, CA_MAX_SCHEMA_FILE);
+    else if (rc)
+        core_errf(CORE_ERR_IO, errstr, es, "%s: %s", path, strerror(rc));
+    return rc ? NULL : buf;
 }
 
 int client_avro_producer_new(const char *registry, const char *subject, const char *schema_file,

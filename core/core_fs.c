@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/core_alloc.h"
 #include "core/core_err.h"
 
 int core_fs_fsync_dir(const char *dir)
@@ -81,6 +84,47 @@ int core_fs_write_atomic(const char *dir, const char *name, const void *data, si
         return rc;
     }
     return core_fs_fsync_dir(dir);
+}
+
+int core_fs_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    /* Reading one byte past max is how a too-large file is told apart. */
+    size_t limit = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
+    size_t cap = limit < 4096 ? limit : 4096, n = 0;
+    char *buf = core_xmalloc(cap + 1);
+    int rc = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap == limit) {
+                rc = CORE_ERR_TOO_LARGE;
+                break;
+            }
+            cap = cap <= limit / 2 ? cap * 2 : limit;
+            buf = core_xrealloc(buf, cap + 1);
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
 }
 
 static _Thread_local int rm_first_err;

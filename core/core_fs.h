@@ -9,7 +9,8 @@
  * in the tree hand-writes the sequence.
  *
  * Errors: functions return 0 or a positive errno (callers format messages with
- * strerror), except core_fs_pread_all's CORE_ERR_TRUNCATED at end of file.
+ * strerror), except core_fs_pread_all's CORE_ERR_TRUNCATED at end of file and
+ * core_fs_read_file's CORE_ERR_TOO_LARGE.
  * Threads: plain syscalls; safe from any thread on distinct paths.
  */
 #ifndef EDDY_CORE_FS_H
@@ -31,6 +32,11 @@ int core_fs_pread_all(int fd, void *buf, size_t len, int64_t pos);
  * untouched. */
 int core_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                          mode_t mode);
+/* Reads the whole file at path into a NUL-terminated heap buffer: *data (the
+ * caller frees it), *len bytes without the NUL. A file of more than max bytes
+ * is CORE_ERR_TOO_LARGE (max bounds what a config or upload may cost; pass
+ * SIZE_MAX for none); open and read errors are their errno. */
+int core_fs_read_file(const char *path, size_t max, char **data, size_t *len);
 /* Removes path and everything below it (not following symlinks). A missing
  * path is success. Returns the first error met, after trying everything. */
 int core_fs_rm_rf(const char *path);

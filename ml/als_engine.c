@@ -10,6 +10,7 @@
 
 #include "core/core_alloc.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 
 void als_engine_default(als_engine_t *e)
 {
@@ -249,21 +250,15 @@ out:
 
 int als_engine_load(const char *path, als_engine_t *e, char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return core_errf(errno, errstr, errstr_size, "%s: %s", path, strerror(errno));
-    char *buf = core_xmalloc(ALS_ENGINE_MAX_FILE + 1);
-    size_t n = fread(buf, 1, ALS_ENGINE_MAX_FILE + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    int err;
-    if (rerr)
-        err = core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: read error", path);
-    else if (n > ALS_ENGINE_MAX_FILE)
-        err = core_errf(CORE_ERR_TOO_LARGE, errstr, errstr_size, "%s: larger than %d bytes", path,
-                        ALS_ENGINE_MAX_FILE);
-    else
-        err = als_engine_parse(buf, n, e, errstr, errstr_size);
+    char *buf;
+    size_t n;
+    int err = core_fs_read_file(path, ALS_ENGINE_MAX_FILE, &buf, &n);
+    if (err == CORE_ERR_TOO_LARGE)
+        return core_errf(err, errstr, errstr_size, "%s: larger than %d bytes", path,
+                         ALS_ENGINE_MAX_FILE);
+    if (err)
+        return core_errf(err, errstr, errstr_size, "%s: %s", path, strerror(err));
+    err = als_engine_parse(buf, n, e, errstr, errstr_size);
     free(buf);
     return err;
 }

@@ -27,6 +27,7 @@
 #include "core/core_conf.h"
 #include "core/core_cron.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_httpc.h"
 #include "ml/als_engine.h"
 
@@ -186,21 +187,14 @@ static int name_ok(const char *s)
 
 static char *read_text(const char *path, char *es, size_t esz)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        snprintf(es, esz, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = core_xmalloc(SCHED_MAX_ENGINE_JSON + 1);
-    size_t n = fread(buf, 1, SCHED_MAX_ENGINE_JSON + 1, f);
-    fclose(f);
-    if (n > SCHED_MAX_ENGINE_JSON) {
+    char *buf;
+    size_t n;
+    int rc = core_fs_read_file(path, SCHED_MAX_ENGINE_JSON, &buf, &n);
+    if (rc == CORE_ERR_TOO_LARGE)
         snprintf(es, esz, "%s: larger than %d bytes", path, SCHED_MAX_ENGINE_JSON);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
+    else if (rc)
+        snprintf(es, esz, "%s: %s", path, strerror(rc));
+    return rc ? NULL : buf;
 }
 
 static int sched_train(const sched_cli_t *c)

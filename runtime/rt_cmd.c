@@ -18,6 +18,7 @@
 #include "core/core_buf.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 #include "runtime/rt_driver.h"
 #include "runtime/rt_http.h"
@@ -321,22 +322,6 @@ static const core_opt_t submit_opts[] = {
     CORE_OPT_END,
 };
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rbe");
-    if (!f)
-        return errno;
-    core_buf_t b;
-    core_buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        core_wr_raw(&b, chunk, n);
-    fclose(f);
-    *out = (char *)core_buf_detach(&b, len);
-    return 0;
-}
-
 /* Prints the driver's error message of a non-2xx response. */
 static void print_http_error(const char *cmd, const rt_http_resp_t *r)
 {
@@ -376,7 +361,7 @@ int cmd_submit(int argc, char **argv)
         goto out;
     }
     size_t blen;
-    int err = read_file(pos[0], &bin, &blen);
+    int err = core_fs_read_file(pos[0], SIZE_MAX, &bin, &blen);
     if (err) {
         fprintf(stderr, "eddy submit: %s: %s\n", pos[0], strerror(err));
         rc = 1;

@@ -1732,18 +1732,12 @@ static void h_binary(core_http_req_t *req, void *user)
         return core_http_reply_error(req, 400, "bad sha256");
     char path[4300];
     snprintf(path, sizeof path, "%s/%s.so", d->bin_dir, sha);
-    FILE *f = fopen(path, "rbe");
-    if (!f)
+    char *bin;
+    size_t blen;
+    if (core_fs_read_file(path, SIZE_MAX, &bin, &blen))
         return core_http_reply_error(req, 404, "no binary %s", sha);
-    core_buf_t b;
-    core_buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        core_wr_raw(&b, chunk, n);
-    fclose(f);
-    core_http_reply(req, 200, "application/octet-stream", b.data, b.len);
-    core_buf_fini(&b);
+    core_http_reply(req, 200, "application/octet-stream", bin, blen);
+    free(bin);
 }
 
 static int unhex(const char *s, uint8_t *out, size_t max, size_t *len)

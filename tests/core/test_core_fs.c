@@ -1,7 +1,8 @@
 /*
  * core_fs: atomic writes replace whole files and leave no temp behind,
  * refuse when the directory is missing, rm_rf removes trees (and a missing
- * path is fine), pread_all reports a short file.
+ * path is fine), pread_all reports a short file, read_file reads whole files
+ * up to a cap.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,14 +107,47 @@ static void test_pread_all_reports_a_short_file(void **state)
     close(fd);
 }
 
+static void test_read_file_reads_up_to_max_bytes_and_refuses_one_more(void **state)
+{
+    (void)state;
+    /* larger than the first read buffer, so growth is exercised */
+    static char text[10000];
+    for (size_t i = 0; i < sizeof text; i++)
+        text[i] = (char)('a' + i % 26);
+    assert_int_equal(core_fs_write_atomic(g_dir, "f", text, sizeof text, 0600), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/f", g_dir);
+    char *data;
+    size_t len;
+    assert_int_equal(core_fs_read_file(path, sizeof text, &data, &len), 0);
+    assert_int_equal(len, sizeof text);
+    assert_memory_equal(data, text, sizeof text);
+    assert_int_equal(data[len], '\0');
+    free(data);
+    assert_int_equal(core_fs_read_file(path, SIZE_MAX, &data, &len), 0);
+    assert_int_equal(len, sizeof text);
+    free(data);
+    assert_int_equal(core_fs_read_file(path, sizeof text - 1, &data, &len), CORE_ERR_TOO_LARGE);
+    assert_int_equal(core_fs_write_atomic(g_dir, "empty", "", 0, 0600), 0);
+    snprintf(path, sizeof path, "%s/empty", g_dir);
+    assert_int_equal(core_fs_read_file(path, 0, &data, &len), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(data, "");
+    free(data);
+    snprintf(path, sizeof path, "%s/missing", g_dir);
+    assert_int_equal(core_fs_read_file(path, 100, &data, &len), ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_atomic_replaces_the_whole_file_and_leaves_no_temp,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rm_rf_removes_a_tree_and_accepts_a_missing_path,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_write_atomic_replaces_the_whole_file_and_leaves_no_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rm_rf_removes_a_tree_and_accepts_a_missing_path, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pread_all_reports_a_short_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_file_reads_up_to_max_bytes_and_refuses_one_more,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
