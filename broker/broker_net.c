@@ -310,6 +310,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->rcap - c->rlen;
 }
 
+/* Appends r to the connection's queue of requests (answered in this order);
+ * it runs after the requests queued before it. */
+static void conn_queue_push(conn_t *c, net_req_t *r)
+{
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->next_run)
+        c->next_run = r;
+    c->nqueued++;
+}
+
 /* Input that cannot be framed: log one line, read no more, and queue a
  * marker so the connection closes after the earlier responses are written. */
 static void conn_fail_input(conn_t *c, const char *why)
@@ -322,14 +336,7 @@ static void conn_fail_input(conn_t *c, const char *why)
     core_buf_init(&r->req.out);
     r->state = RQ_READY;
     r->res = BROKER_PROTO_CLOSE;
-    if (c->tail)
-        c->tail->next = r;
-    else
-        c->head = r;
-    c->tail = r;
-    if (!c->next_run)
-        c->next_run = r;
-    c->nqueued++;
+    conn_queue_push(c, r);
 }
 
 /* Queues a request for a whole frame (ownership of frame taken). Returns
@@ -345,14 +352,7 @@ static bool conn_enqueue(conn_t *c, uint8_t *frame, size_t frame_len)
         return false;
     }
     r->req.peer = c->peer; /* after init, which clears the request */
-    if (c->tail)
-        c->tail->next = r;
-    else
-        c->head = r;
-    c->tail = r;
-    if (!c->next_run)
-        c->next_run = r;
-    c->nqueued++;
+    conn_queue_push(c, r);
     c->queued_bytes += frame_len;
     return true;
 }

@@ -548,15 +548,23 @@ fail:
     return rc;
 }
 
+/* The existing topic called name, or NULL with the "does not exist" message
+ * (CORE_ERR_NOT_FOUND's) in errstr. */
+static broker_topic_t *topic_existing(broker_topics_t *ts, const char *name, char *errstr,
+                                      size_t errstr_size)
+{
+    broker_topic_t *t = broker_topics_find(ts, name, strlen(name));
+    if (!t)
+        core_errf(CORE_ERR_NOT_FOUND, errstr, errstr_size, "topic '%s' does not exist", name);
+    return t;
+}
+
 int broker_topics_add_partitions(broker_topics_t *ts, const char *name, int32_t npartitions,
                                  bool validate_only, char *errstr, size_t errstr_size)
 {
-    bool found;
-    int pos = find_pos(ts, name, strlen(name), &found);
-    if (!found)
-        return core_errf(CORE_ERR_NOT_FOUND, errstr, errstr_size, "topic '%s' does not exist",
-                         name);
-    broker_topic_t *t = ts->v[pos];
+    broker_topic_t *t = topic_existing(ts, name, errstr, errstr_size);
+    if (!t)
+        return CORE_ERR_NOT_FOUND;
     int32_t old = t->npartitions;
     if (npartitions <= old)
         return core_errf(CORE_ERR_INVAL, errstr, errstr_size,
@@ -620,12 +628,9 @@ int broker_topics_set_configs(broker_topics_t *ts, const char *name, const char 
                               const char *const *values, int nconfigs, bool validate_only,
                               char *errstr, size_t errstr_size)
 {
-    bool found;
-    int pos = find_pos(ts, name, strlen(name), &found);
-    if (!found)
-        return core_errf(CORE_ERR_NOT_FOUND, errstr, errstr_size, "topic '%s' does not exist",
-                         name);
-    broker_topic_t *t = ts->v[pos];
+    broker_topic_t *t = topic_existing(ts, name, errstr, errstr_size);
+    if (!t)
+        return CORE_ERR_NOT_FOUND;
     broker_log_conf_t conf;
     int rc = cfg_validate(&ts->defaults, keys, values, nconfigs, &conf, errstr, errstr_size);
     if (rc || validate_only)
