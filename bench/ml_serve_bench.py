@@ -3,7 +3,7 @@
 file of the same size (the ceiling), same machine, same run, same wrk load.
 
   bench/ml_serve_bench.py [--eddy build/eddy] [--items 10000] [--rank 50]
-                          [--users 5000] [--duration 5] [--connections 64]
+                          [--users 5000] [--duration 5] [--connections 64] [--runs 1]
 
 Trains a model on generated ratings (ITEMS items, rank RANK), starts
 `eddy serve` and nginx on free loopback ports, runs wrk with a Lua script that
@@ -60,6 +60,23 @@ def cpu_model():
     return "unknown CPU"
 
 
+def cpu_seconds(pid):
+    """utime + stime of pid and its direct children (nginx's workers)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d) == pid or int(st[1]) == pid:  # st[1] = ppid
+            total += int(st[11]) + int(st[12])  # utime, stime
+    return total / hz
+
+
 def wrk(url, script, duration, conns, threads, cpu=None):
     args = (["taskset", "-c", str(cpu)] if cpu is not None else []) + ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency"]
     if script:
@@ -87,6 +104,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1, help="runs per layout (one row each)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="eddy-serve-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
@@ -178,12 +196,16 @@ http {
             srv, port = start_eddy(1 if pinned else 0, 1 if pinned else None)
             url = "http://127.0.0.1:%d/queries.json" % port
             wrk(url, lua, 1, a.connections, threads, load_cpu)  # warm-up
+            c0 = cpu_seconds(srv.pid)
             e = wrk(url, lua, a.duration, a.connections, threads, load_cpu)
+            e["cpu_us"] = (cpu_seconds(srv.pid) - c0) / (e["rps"] * a.duration) * 1e6
             stop(srv)
             ng, nport = start_nginx(1 if pinned else "auto", 1 if pinned else None)
             url = "http://127.0.0.1:%d/answer.json" % nport
             wrk(url, None, 1, a.connections, threads, load_cpu)
+            c0 = cpu_seconds(ng.pid)
             n = wrk(url, None, a.duration, a.connections, threads, load_cpu)
+            n["cpu_us"] = (cpu_seconds(ng.pid) - c0) / (n["rps"] * a.duration) * 1e6
             stop(ng)
             return e, n
 
@@ -191,18 +213,20 @@ http {
               % (info["users"], info["items"], info["params"]["rank"], len(answer),
                  a.connections, a.duration, os.cpu_count(), cpu_model()))
         print()
-        print("| layout | server | requests/s | p50 (ms) | p99 (ms) | non-2xx | eddy / nginx |")
-        print("|---|---|---|---|---|---|---|")
-        for pinned in (False, True):
+        print("| layout | server | requests/s | p50 (ms) | p99 (ms) | server CPU µs/request | non-2xx | eddy / nginx |")
+        print("|---|---|---|---|---|---|---|---|")
+        for pinned in [False] * a.runs + [True] * a.runs:
             if pinned and os.cpu_count() < 2:
                 continue
             e, n = measure(pinned)
             lay = ("pinned: wrk -t1 on core 0, server 1 thread on core 1" if pinned
                    else "shared: wrk -t%d, server %d threads, 2 cores" % (a.wrk_threads, os.cpu_count()))
-            print("| %s | eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %d | %.0f%% |"
-                  % (lay, info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["non2xx"], 100.0 * e["rps"] / n["rps"]))
-            print("| %s | nginx GET static file, same size | %.0f | %.2f | %.2f | %d | |"
-                  % (lay, n["rps"], n["p50"], n["p99"], n["non2xx"]))
+            print("| %s | eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %.1f | %d | %.0f%% |"
+                  % (lay, info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["cpu_us"], e["non2xx"],
+                     100.0 * e["rps"] / n["rps"]))
+            print("| %s | nginx GET static file, same size | %.0f | %.2f | %.2f | %.1f | %d | |"
+                  % (lay, n["rps"], n["p50"], n["p99"], n["cpu_us"], n["non2xx"]))
+            sys.stdout.flush()
             if e["sock"] or n["sock"]:
                 print("socket errors: eddy %s; nginx %s" % (e["sock"] or "none", n["sock"] or "none"))
     finally:
