@@ -6,6 +6,9 @@
  *   - Every read goes through core_rd_t (sticky errors, every count checked
  *     against a cap and against the bytes that remain). Decoded strings and
  *     byte fields are views into the request frame, which the request owns.
+ *   - A request body is decoded whole, by one function per wire layout,
+ *     before the handler acts on any of it: a body malformed halfway closes
+ *     the connection before a first topic was created, altered or deleted.
  *   - Handlers are functions of (broker_t *, broker_req_t *): no sockets. The
  *     network layer (broker_net) owns the waiting; a handler only says what
  *     kind of answer it produced (broker_proto_res_t). This keeps the whole
