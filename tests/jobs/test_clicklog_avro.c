@@ -71,18 +71,18 @@ static void test_each_element_of_the_talks_line_becomes_a_record_avro_c_reads(vo
     assert_field_str(&v, "userid", "AAFF");
     assert_field_str(&v, "event", "click");
     avro_value_t f, branch;
-    int64_t ts;
-    avro_value_get_by_name(&v, "ts", &f, NULL);
-    avro_value_get_long(&f, &ts);
+    int64_t ts = 0;
+    assert_int_equal(avro_value_get_by_name(&v, "ts", &f, NULL), 0);
+    assert_int_equal(avro_value_get_long(&f, &ts), 0);
     assert_true(ts == 1461801600000LL);
-    int32_t sub;
-    avro_value_get_by_name(&v, "subevent", &f, NULL);
+    int32_t sub = 0;
+    assert_int_equal(avro_value_get_by_name(&v, "subevent", &f, NULL), 0);
     avro_value_get_current_branch(&f, &branch);
     assert_int_equal(avro_value_get_int(&branch, &sub), 0);
     assert_int_equal(sub, 3);
-    avro_value_get_by_name(&v, "attrs", &f, NULL);
-    size_t nattrs;
-    avro_value_get_size(&f, &nattrs);
+    size_t nattrs = 0;
+    assert_int_equal(avro_value_get_by_name(&v, "attrs", &f, NULL), 0);
+    assert_int_equal(avro_value_get_size(&f, &nattrs), 0);
     assert_int_equal(nattrs, 1); /* session */
     avro_value_decref(&v);
 
