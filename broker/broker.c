@@ -1,5 +1,7 @@
 #include "broker/broker.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "core/core_alloc.h"
 #include "core/core_conf.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 #include "core/core_log.h"
 
 void broker_conf_default(broker_conf_t *conf)
@@ -55,6 +58,48 @@ void broker_api_stats_add(broker_api_stats_t *s, int64_t us)
         }
 }
 
+/* producer-id-block: "0\n<end of the last reserved block>\n" (format 0).
+ * Missing = no id was ever handed out. */
+static int pid_block_load(broker_t *b, char *errstr, size_t errstr_size)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", b->conf.data_dir, BROKER_PID_FILE);
+    b->next_pid = b->pid_limit = 0;
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? 0
+                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
+                                           strerror(errno));
+    int version;
+    int64_t v;
+    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &v) == 2 && version == 0 && v >= 0 &&
+             v < INT64_MAX - BROKER_PID_BLOCK;
+    fclose(f);
+    if (!ok)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size,
+                         "%s: malformed (producer ids could repeat: fix or remove it)", p);
+    b->next_pid = b->pid_limit = v;
+    return 0;
+}
+
+int broker_producer_id_next(broker_t *b, int64_t *pid)
+{
+    if (b->next_pid >= b->pid_limit) {
+        int64_t limit = b->next_pid + BROKER_PID_BLOCK;
+        char text[64];
+        int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", limit);
+        int rc = core_fs_write_atomic(b->conf.data_dir, BROKER_PID_FILE, text, (size_t)n, 0644);
+        if (rc) {
+            CORE_ERROR("broker", "%s/%s: cannot reserve producer ids: %s", b->conf.data_dir,
+                       BROKER_PID_FILE, rc > 0 ? strerror(rc) : core_strerror(rc));
+            return CORE_ERR_IO;
+        }
+        b->pid_limit = limit;
+    }
+    *pid = b->next_pid++;
+    return 0;
+}
+
 int broker_open(const broker_conf_t *conf, broker_t **bp, char *errstr, size_t errstr_size)
 {
     broker_t *b = core_xcalloc(1, sizeof *b);
@@ -80,6 +125,11 @@ int broker_open(const broker_conf_t *conf, broker_t **bp, char *errstr, size_t e
         broker_set_advertised(b, "127.0.0.1", 9092);
     int rc = broker_topics_open(conf->data_dir, &b->log_defaults, &b->topics, errstr, errstr_size);
     if (rc) {
+        free(b);
+        return rc;
+    }
+    if ((rc = pid_block_load(b, errstr, errstr_size))) {
+        broker_topics_close(b->topics);
         free(b);
         return rc;
     }

@@ -109,6 +109,10 @@ typedef struct broker {
     broker_groups_t *groups;     /* consumer groups, offsets, lag: owned (broker_groups.h) */
     broker_api_stats_t api_stats[69]; /* by API key (0..BROKER_API_MAX) */
     struct uv_loop_s *loop;      /* the network loop while broker_net runs (timers for cg), else NULL */
+    /* InitProducerId: ids below pid_limit are ours to hand out; pid_limit
+     * is on disk (producer-id-block) before any id below it is answered. */
+    int64_t next_pid;
+    int64_t pid_limit;
 } broker_t;
 
 /* Opens the data directory (recovering every partition log). conf is copied
@@ -135,6 +139,16 @@ void broker_dirty_add(broker_t *b, broker_log_t *log);
 uint64_t broker_dirty_take(broker_t *b, broker_log_t ***logs, int *nlogs);
 /* Marks flush job `gen` finished (call after answering its waiters). */
 void broker_flush_done(broker_t *b, uint64_t gen);
+/* A new idempotent producer id, unique across restarts (kill -9 too):
+ * ids are reserved BROKER_PID_BLOCK at a time by durably writing the
+ * block's end to DATA/producer-id-block (temp + fsync + rename) before the
+ * first of them is handed out; a restart continues after the last reserved
+ * block, so unused ids of it are skipped, never reused. Returns 0 or
+ * CORE_ERR_IO (logged). Loop thread. */
+int broker_producer_id_next(broker_t *b, int64_t *pid);
+#define BROKER_PID_BLOCK 1000
+#define BROKER_PID_FILE "producer-id-block"
+
 /* True while a partition log of t waits for or is in a flush (see invariants). */
 bool broker_topic_flush_busy(const broker_t *b, const broker_topic_t *t);
 

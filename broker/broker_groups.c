@@ -392,7 +392,10 @@ broker_proto_res_t broker_groups_handle_find_coordinator(broker_t *b, broker_req
                                        .port = b->port};
     char msg[600];
     if (fr.key_type != 0) {
-        r.error_code = BROKER_CG_ERR_COORDINATOR_NOT_AVAILABLE;
+        /* Fatal at once in every client (a retriable code such as
+         * COORDINATOR_NOT_AVAILABLE makes them retry until their
+         * transaction timeout); see broker_proto.h. */
+        r.error_code = BROKER_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         r.error_message = "transactions are not supported by this broker";
     } else if (!group_slice_allowed(b, fr.key, msg, sizeof msg)) {
         r.error_code = BROKER_CG_ERR_INVALID_GROUP_ID;

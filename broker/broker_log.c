@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "broker/broker_log_int.h"
+#include "broker/broker_producer.h"
 #include "core/core_alloc.h"
 #include "core/core_buf.h"
 #include "core/core_crc.h"
@@ -57,6 +58,9 @@
 #define WRITEBACK_BYTES (4 << 20)
 /* Path buffers: dir + "/" + 20 digits + suffix. */
 #define LOG_PATH_MAX 4096
+/* Largest producer-state snapshot read at open: BROKER_PRODUCER_MAX_IDS
+ * producers of 143 bytes each, plus the header. */
+#define PRODUCER_SNAPSHOT_MAX ((int64_t)BROKER_PRODUCER_MAX_IDS * 143 + 64)
 
 struct broker_segment {
     atomic_int refs;  /* the log holds one while the segment is listed; slices and flush hold more */
@@ -107,6 +111,7 @@ struct broker_log {
     epoch_entry_t *epochs;
     int nepochs;
     int32_t cur_epoch;
+    broker_producers_t *producers; /* idempotent-producer state (broker_producer.h) */
     /* loop-thread scratch */
     core_buf_t idx_scratch;
     core_buf_t tidx_scratch;
@@ -1072,12 +1077,124 @@ out:
     return rc;
 }
 
+/* ---- producer state (broker_producer.h; see "Producer state" in broker_log.h) ---- */
+
+/* Reads the producer-state snapshot into log->producers. Returns the offset
+ * it covers, or -1 when it is missing or unusable (logged; ps left empty). */
+static int64_t producers_snapshot_load(broker_log_t *log)
+{
+    char p[LOG_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_PRODUCER_STATE_FILE);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            CORE_WARN(MOD, "%s: %s; rebuilding from the log", p, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int64_t off = -1;
+    uint8_t *data = NULL;
+    const char *why = NULL;
+    if (fstat(fd, &st) || st.st_size > PRODUCER_SNAPSHOT_MAX) {
+        why = "unreadable or too large";
+    } else {
+        data = core_xmalloc((size_t)st.st_size + 1);
+        int rc = core_fs_pread_all(fd, data, (size_t)st.st_size, 0);
+        if (!rc)
+            rc = broker_producers_decode(log->producers, data, (size_t)st.st_size, &off);
+        if (rc) {
+            why = core_strerror(rc);
+            off = -1;
+        } else if (off > log->leo) {
+            /* it describes batches the log no longer holds */
+            why = "covers offsets past the log end";
+            off = -1;
+        }
+    }
+    close(fd);
+    free(data);
+    if (why) {
+        CORE_WARN(MOD, "%s: %s; rebuilding from the log", p, why);
+        broker_producers_free(log->producers);
+        log->producers = broker_producers_new();
+    }
+    return off;
+}
+
+/* Rebuilds the producer state at open: from the snapshot (clean shutdown
+ * only: after a crash it may describe a log tail recovery cut away) plus
+ * the batches after it, or else by replaying the header of every batch in
+ * the log. Each batch's time is its segment's mtime, never earlier than its
+ * append, so a producer is not expired sooner than it would have been. */
+static int producers_load(broker_log_t *log, bool clean, char *errstr, size_t errstr_size)
+{
+    int64_t from = clean ? producers_snapshot_load(log) : -1;
+    bool snap = from >= 0;
+    if (!snap)
+        from = log->segs[0]->base;
+    int64_t nbatches = 0;
+    for (int i = segs_find(log, from); from < log->leo && i < log->nsegs; i++) {
+        broker_segment_t *seg = log->segs[i];
+        for (int64_t pos = 0; pos < seg->size;) {
+            broker_batch_hdr_t h;
+            int rc = hdr_at(log, seg, pos, &h);
+            if (rc)
+                return core_errf(rc == CORE_ERR_CORRUPT ? rc : CORE_ERR_IO, errstr, errstr_size,
+                                 "%s: reading producer state at position %" PRId64 ": %s",
+                                 seg->path, pos, rc == CORE_ERR_CORRUPT ? "corrupt" : strerror(rc));
+            if (h.base_offset >= from) {
+                broker_producer_batch_t pb;
+                /* hdr_at left the whole header in hdr_buf */
+                broker_producer_batch_read(log->hdr_buf + (pos - log->hdr_pos), &pb);
+                if (pb.producer_id >= 0) {
+                    pb.base_offset = h.base_offset;
+                    pb.last_offset = h.base_offset + h.last_offset_delta;
+                    pb.ts_ms = seg->mtime_ms;
+                    broker_producers_apply(log->producers, &pb);
+                    nbatches++;
+                }
+            }
+            pos += hdr_total(&h);
+        }
+    }
+    if (broker_producers_count(log->producers))
+        CORE_INFO(MOD, "%s: producer state: %zu idempotent producers (%s, %" PRId64
+                       " batches replayed)",
+                  log->dir, broker_producers_count(log->producers),
+                  snap ? "snapshot" : "rebuilt from the log", nbatches);
+    return 0;
+}
+
+/* At clean shutdown, after the final flush: the state as of LEO, so the
+ * next open replays nothing. A failure only costs that open a replay. */
+static void producers_save(broker_log_t *log)
+{
+    core_buf_t b;
+    core_buf_init(&b);
+    broker_producers_encode(log->producers, log->leo, &b);
+    int rc = core_fs_write_atomic(log->dir, BROKER_PRODUCER_STATE_FILE, b.data, b.len, 0644);
+    if (rc) {
+        CORE_WARN(MOD, "%s: writing %s: %s (the next open replays the log)", log->dir,
+                  BROKER_PRODUCER_STATE_FILE, core_strerror(rc));
+        char p[LOG_PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_PRODUCER_STATE_FILE);
+        unlink(p);
+    }
+    core_buf_fini(&b);
+}
+
+size_t broker_log_producers(const broker_log_t *log)
+{
+    return broker_producers_count(log->producers);
+}
+
 void broker_log__free(broker_log_t *log)
 {
     for (int i = 0; i < log->nsegs; i++)
         seg_release(log->segs[i]);
     free(log->segs);
     free(log->epochs);
+    broker_producers_free(log->producers);
     core_buf_fini(&log->idx_scratch);
     core_buf_fini(&log->tidx_scratch);
     free(log->hdr_buf);
@@ -1119,6 +1236,7 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
     core_buf_init(&log->tidx_scratch);
     log->hdr_buf = core_xmalloc(HDR_BUF_SIZE);
     log->cur_epoch = -1;
+    log->producers = broker_producers_new();
 
     char marker[LOG_PATH_MAX];
     snprintf(marker, sizeof marker, "%s/%s", dir, BROKER_CLEAN_SHUTDOWN_FILE);
@@ -1146,6 +1264,8 @@ int broker_log_open(const char *dir, const broker_log_conf_t *conf, broker_log_t
     }
     if (log->nepochs)
         log->cur_epoch = log->epochs[log->nepochs - 1].epoch;
+    if ((rc = producers_load(log, clean, errstr, errstr_size)))
+        goto fail;
     /* From here on a crash is an unclean shutdown: the marker must be gone
      * from disk before the first append can happen. */
     if (clean && (unlink(marker) || core_fs_fsync_dir(dir))) {
@@ -1169,6 +1289,7 @@ void broker_log_close(broker_log_t *log)
     /* Everything synced (rolled segments, directory, recovery point, active
      * segment and its indexes) before the marker says so (invariant 6). */
     if (broker_log_flush(log) == 0) {
+        producers_save(log);
         broker_segment_t *act = active_seg(log);
         char marker[LOG_PATH_MAX];
         snprintf(marker, sizeof marker, "%s/%s", log->dir, BROKER_CLEAN_SHUTDOWN_FILE);
@@ -1237,6 +1358,62 @@ bool broker_log_needs_flush(const broker_log_t *log)
 int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
                       int64_t *base_offset, int64_t *last_offset)
 {
+    broker_log_append_res_t res;
+    int rc = broker_log_produce(log, records, len, leader_epoch, &res);
+    if (!rc) { /* outputs untouched on error */
+        *base_offset = res.base_offset;
+        *last_offset = res.last_offset;
+    }
+    return rc;
+}
+
+/* The idempotence check of an append (after every batch was validated):
+ * each batch with a producer id against the table, or against the previous
+ * batch of the same append (one producer per append). A duplicate makes the
+ * whole append a duplicate, as in Kafka: clients send one batch per
+ * partition per request. */
+static int producers_check(broker_log_t *log, const uint8_t *records, size_t len,
+                           broker_log_append_res_t *res)
+{
+    broker_producer_batch_t prev = {.producer_id = -1};
+    for (size_t pos = 0; pos < len;) {
+        const uint8_t *b = records + pos;
+        broker_producer_batch_t pb, dup;
+        broker_producer_batch_read(b, &pb);
+        pos += (size_t)core_be32(b + BROKER_BATCH_OFF_LENGTH) + BROKER_BATCH_LOG_OVERHEAD;
+        if (b[BROKER_BATCH_OFF_ATTRIBUTES + 1] &
+            (BROKER_BATCH_ATTR_TRANSACTIONAL | BROKER_BATCH_ATTR_CONTROL)) {
+            res->producer = BROKER_PRODUCER_INVALID; /* no transactions here */
+            return CORE_ERR_CONFLICT;
+        }
+        if (pb.producer_id == -1)
+            continue;
+        broker_producer_verdict_t v;
+        if (prev.producer_id != -1 && prev.producer_id != pb.producer_id)
+            v = BROKER_PRODUCER_INVALID;
+        else
+            v = broker_producers_check(log->producers, &pb, prev.producer_id == -1 ? NULL : &prev,
+                                       &dup);
+        if (v == BROKER_PRODUCER_DUPLICATE) {
+            res->producer = v;
+            res->base_offset = dup.base_offset;
+            res->last_offset = dup.last_offset;
+            return 0;
+        }
+        if (v != BROKER_PRODUCER_OK) {
+            res->producer = v;
+            return CORE_ERR_CONFLICT;
+        }
+        prev = pb;
+    }
+    return 0;
+}
+
+int broker_log_produce(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
+                       broker_log_append_res_t *res)
+{
+    res->base_offset = res->last_offset = -1;
+    res->producer = BROKER_PRODUCER_OK;
     if (atomic_load(&log->err))
         return CORE_ERR_IO;
     if (len == 0)
@@ -1254,6 +1431,9 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
     }
     if ((int64_t)len > SEG_MAX_SPAN || count > SEG_MAX_SPAN)
         return CORE_ERR_TOO_LARGE;
+    int prc = producers_check(log, records, len, res);
+    if (prc || res->producer == BROKER_PRODUCER_DUPLICATE)
+        return prc;
 
     /* 2. Roll when this append would overflow the segment (size, offsets) or it is too old. */
     int64_t now = core_wall_ms();
@@ -1328,8 +1508,24 @@ int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t l
                               SYNC_FILE_RANGE_WRITE);
         seg->writeback_pos = seg->size;
     }
-    *base_offset = log->leo;
-    *last_offset = next - 1;
+    /* Only now that the batches are in the log do they count for idempotence. */
+    int64_t off = log->leo;
+    for (size_t pos = 0; pos < len;) {
+        const uint8_t *b = records + pos;
+        broker_producer_batch_t pb;
+        broker_producer_batch_read(b, &pb);
+        int64_t n = (int64_t)core_be32(b + BROKER_BATCH_OFF_LAST_OFFSET_DELTA) + 1;
+        if (pb.producer_id >= 0) {
+            pb.base_offset = off;
+            pb.last_offset = off + n - 1;
+            pb.ts_ms = now;
+            broker_producers_apply(log->producers, &pb);
+        }
+        off += n;
+        pos += (size_t)core_be32(b + BROKER_BATCH_OFF_LENGTH) + BROKER_BATCH_LOG_OVERHEAD;
+    }
+    res->base_offset = log->leo;
+    res->last_offset = next - 1;
     pthread_mutex_lock(&log->mu);
     log->leo = next;
     pthread_mutex_unlock(&log->mu);
@@ -1635,6 +1831,7 @@ int broker_log_housekeep(broker_log_t *log, int64_t now_ms)
     }
     if (deleted)
         core_fs_fsync_dir(log->dir);
+    broker_producers_expire(log->producers, now_ms, BROKER_PRODUCER_EXPIRE_MS);
     return deleted;
 }
 

@@ -24,6 +24,9 @@
  *   log-start-offset                text: "0\n" OFFSET "\n": only after DeleteRecords; the
  *                                   log starts at max(OFFSET, first segment's base)
  *   clean-shutdown                  empty; present only between close and open
+ *   producer-state                  idempotent-producer snapshot (broker_producer.h),
+ *                                   written at clean shutdown; trusted only with
+ *                                   clean-shutdown present
  *
  * .log: RecordBatch v2 (kafka-protocol.md §4.1), each one 12 + batchLength
  *   bytes, big-endian: baseOffset i64 | batchLength i32 | partitionLeaderEpoch
@@ -100,6 +103,24 @@
  *    log-start-offset (replaced as in 7) before anything is answered, then
  *    deletes the segments wholly below it; open clamps it to the LEO.
  *
+ * ---- Producer state (idempotence) ---------------------------------------------
+ * The log keeps, per producer id, the epoch and the last 5 batches'
+ * sequence ranges and offsets (broker_producer.h), checks every batch of an
+ * append against them after validation and before anything is written (a
+ * retry of a written batch is not written again: the append answers the
+ * first copy's offsets), and records the batches once they are written.
+ * Decision: the state is rebuilt from the log, not kept in a file of its
+ * own that every append would have to update. Each batch header carries
+ * producerId, producerEpoch and baseSequence, so the log alone is the
+ * truth and cannot disagree with it: after a crash (kill -9, power cut)
+ * open replays the header of every batch in the log (recovery already
+ * reads every segment after an unclean shutdown, so this adds only header
+ * reads), and what recovery truncated is never in the state. After a clean
+ * shutdown open loads the producer-state snapshot written by close (the
+ * state as of LEO) instead, so a clean restart reads no segment it did not
+ * read before. State lost with segments deleted by retention is answered
+ * UNKNOWN_PRODUCER_ID, which clients handle by taking a new producer id.
+ *
  * ---- Threads and ownership -----------------------------------------------------
  * Every function is called on the broker's loop thread, except
  * broker_log_flush (any thread; serialised internally) and
@@ -158,6 +179,25 @@ void broker_log_set_conf(broker_log_t *log, const broker_log_conf_t *conf);
  * EMFILE). Nothing is appended on error. */
 int broker_log_append(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
                       int64_t *base_offset, int64_t *last_offset);
+
+/* What an append did, for idempotent producers. */
+typedef struct broker_log_append_res {
+    int64_t base_offset; /* first / last offset of the batches (of the first copy on a duplicate) */
+    int64_t last_offset;
+    int producer;        /* broker_producer_verdict_t: OK, DUPLICATE (nothing written, success),
+                            or why the append was refused (with CORE_ERR_CONFLICT) */
+} broker_log_append_res_t;
+
+/* broker_log_append with the idempotence outcome: returns 0 when the
+ * batches were appended or were all a duplicate of batches already in the
+ * log (res->producer == BROKER_PRODUCER_DUPLICATE, nothing written, the
+ * offsets are the first copy's), CORE_ERR_CONFLICT when the producer
+ * state refuses them (res->producer says why: OUT_OF_ORDER, FENCED,
+ * UNKNOWN, INVALID), or the errors of broker_log_append. Loop thread. */
+int broker_log_produce(broker_log_t *log, uint8_t *records, size_t len, int32_t leader_epoch,
+                       broker_log_append_res_t *res);
+/* Idempotent producers the log currently remembers. */
+size_t broker_log_producers(const broker_log_t *log);
 
 /* fsyncs the rolled, unsynced segments, the directory and the active
  * segment, in that order, then advances `flushed` and the recovery point;

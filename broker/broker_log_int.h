@@ -32,6 +32,10 @@
 #define BROKER_BATCH_LOG_OVERHEAD 12
 /* The CRC covers [BROKER_BATCH_OFF_ATTRIBUTES, end). */
 #define BROKER_BATCH_CRC_START BROKER_BATCH_OFF_ATTRIBUTES
+/* attributes bits: transactional, control (transactions are not supported:
+ * such batches are refused at append). */
+#define BROKER_BATCH_ATTR_TRANSACTIONAL 0x10
+#define BROKER_BATCH_ATTR_CONTROL 0x20
 /* The one magic value the log stores. */
 #define BROKER_BATCH_MAGIC 2
 
@@ -50,6 +54,7 @@
 #define BROKER_CLEAN_SHUTDOWN_FILE "clean-shutdown"
 #define BROKER_RECOVERY_POINT_FILE "recovery-point"
 #define BROKER_LOG_START_FILE "log-start-offset"
+#define BROKER_PRODUCER_STATE_FILE "producer-state"
 
 /* The fields of a batch header the log uses (decoded, host order). */
 typedef struct broker_batch_hdr {

@@ -1,11 +1,13 @@
 #include "broker/broker_proto.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker_groups.h"
+#include "broker/broker_producer.h"
 #include "core/core_alloc.h"
 #include "core/core_log.h"
 
@@ -422,6 +424,27 @@ void broker_proto_produce_free(broker_proto_produce_t *p)
     p->ntopics = 0;
 }
 
+/* Kafka error for a refusal of the idempotence check (broker_producer.h). */
+static int16_t producer_kerr(int verdict)
+{
+    switch (verdict) {
+    case BROKER_PRODUCER_OUT_OF_ORDER: return BROKER_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case BROKER_PRODUCER_FENCED: return BROKER_KERR_INVALID_PRODUCER_EPOCH;
+    case BROKER_PRODUCER_UNKNOWN: return BROKER_KERR_UNKNOWN_PRODUCER_ID;
+    default: return BROKER_KERR_INVALID_RECORD;
+    }
+}
+
+static const char *producer_verdict_name(int verdict)
+{
+    switch (verdict) {
+    case BROKER_PRODUCER_OUT_OF_ORDER: return "out-of-order sequence number";
+    case BROKER_PRODUCER_FENCED: return "old producer epoch";
+    case BROKER_PRODUCER_UNKNOWN: return "unknown producer id";
+    default: return "invalid producer fields or a transactional batch";
+    }
+}
+
 static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd_t *rd)
 {
     int16_t v = req->hdr.api_version;
@@ -449,6 +472,8 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
             broker_log_t *log = NULL;
             if (!acks_ok)
                 err = BROKER_KERR_INVALID_REQUIRED_ACKS;
+            else if (p.transactional_id.len >= 0)
+                err = BROKER_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions */
             else if (!t)
                 err = terr;
             else if (pp->index < 0 || pp->index >= t->npartitions)
@@ -458,16 +483,24 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
             else {
                 log = t->partitions[pp->index];
                 /* The frame is ours: append rewrites baseOffset in place. */
-                int rc = broker_log_append(log, (uint8_t *)pp->records.ptr, (size_t)pp->records.len,
-                                           BROKER_LEADER_EPOCH, &base, &last);
-                if (rc) {
+                broker_log_append_res_t ar;
+                int rc = broker_log_produce(log, (uint8_t *)pp->records.ptr,
+                                            (size_t)pp->records.len, BROKER_LEADER_EPOCH, &ar);
+                base = ar.base_offset;
+                last = ar.last_offset;
+                if (rc == CORE_ERR_CONFLICT) {
+                    err = producer_kerr(ar.producer);
+                    base = -1;
+                    CORE_DEBUG("broker", "produce to %s-%d refused: %s", t->name, pp->index,
+                               producer_verdict_name(ar.producer));
+                } else if (rc) {
                     err = broker_proto_kerr(rc);
                     base = -1;
                     CORE_WARN("broker", "produce to %s-%d rejected: %s (client '%.*s')",
                               t->name, pp->index, core_strerror(rc),
                               req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
                               req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
-                } else {
+                } else if (ar.producer != BROKER_PRODUCER_DUPLICATE) {
                     broker_appended_add(b, log);
                 }
                 start = broker_log_start_offset(log);
@@ -504,6 +537,48 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
         b->acks_all_waiting++;
         return BROKER_PROTO_FLUSH;
     }
+    return BROKER_PROTO_DONE;
+}
+
+/* ---- InitProducerId (22) ----------------------------------------------------------- */
+int broker_proto_init_pid_decode(core_rd_t *rd, int16_t version, broker_proto_init_pid_t *r)
+{
+    (void)version; /* v0 and v1 requests are the same; v2+ (flexible) is not offered */
+    memset(r, 0, sizeof *r);
+    r->transactional_id = core_rd_nstr(rd);
+    r->transaction_timeout_ms = core_rd_i32(rd);
+    return rd->err;
+}
+
+static broker_proto_res_t handle_init_producer_id(broker_t *b, broker_req_t *req, core_rd_t *rd)
+{
+    broker_proto_init_pid_t r;
+    if (broker_proto_init_pid_decode(rd, req->hdr.api_version, &r))
+        return req_malformed(req, rd);
+    int16_t err = BROKER_KERR_NONE;
+    int64_t pid = -1;
+    int16_t epoch = -1;
+    const broker_proto_hdr_t *h = &req->hdr;
+    int clen = h->client_id.len > 0 ? (int)h->client_id.len : 0;
+    const char *cid = h->client_id.len > 0 ? (const char *)h->client_id.ptr : "";
+    if (r.transactional_id.len >= 0) {
+        err = BROKER_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        CORE_WARN("broker", "InitProducerId for transactional id '%.*s' refused: transactions "
+                            "are not supported (client '%.*s')",
+                  (int)r.transactional_id.len, (const char *)r.transactional_id.ptr, clen, cid);
+    } else if (broker_producer_id_next(b, &pid)) {
+        err = BROKER_KERR_KAFKA_STORAGE_ERROR; /* logged; the client retries */
+        pid = -1;
+    } else {
+        epoch = 0;
+        CORE_DEBUG("broker", "producer id %" PRId64 " for client '%.*s'", pid, clen, cid);
+    }
+    broker_proto_begin(req);
+    core_wr_i32(&req->out, 0); /* throttle_time_ms */
+    core_wr_i16(&req->out, err);
+    core_wr_i64(&req->out, pid);
+    core_wr_i16(&req->out, epoch);
+    broker_proto_finish(req);
     return BROKER_PROTO_DONE;
 }
 
@@ -1533,6 +1608,7 @@ static const broker_proto_api_t apis[] = {
     {BROKER_API_CREATE_TOPICS, 0, 4, "CreateTopics", handle_create_topics},
     {BROKER_API_DELETE_TOPICS, 0, 3, "DeleteTopics", handle_delete_topics},
     {BROKER_API_DELETE_RECORDS, 0, 1, "DeleteRecords", handle_delete_records},
+    {BROKER_API_INIT_PRODUCER_ID, 0, 1, "InitProducerId", handle_init_producer_id},
     {BROKER_API_DESCRIBE_CONFIGS, 0, 2, "DescribeConfigs", handle_describe_configs},
     {BROKER_API_ALTER_CONFIGS, 0, 1, "AlterConfigs", handle_alter_configs},
     {BROKER_API_CREATE_PARTITIONS, 0, 1, "CreatePartitions", handle_create_partitions},

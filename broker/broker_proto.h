@@ -13,6 +13,15 @@
  *     network layer (broker_net) owns the waiting; a handler only says what
  *     kind of answer it produced (broker_proto_res_t). This keeps the whole
  *     decoder+handler path drivable by the fuzz harness and unit tests.
+ *   - Idempotent producers: InitProducerId(22) v0-1 hands out producer ids
+ *     (broker_producer_id_next: unique across restarts), epoch 0; Produce
+ *     checks sequences in the partition log (broker_log_produce, rules in
+ *     broker_producer.h) and answers a retried batch with success and its
+ *     first base offset. Transactions are not offered: InitProducerId or
+ *     Produce with a transactional_id, and FindCoordinator for a
+ *     transaction, answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), which
+ *     every client treats as fatal at once (a retriable code would make
+ *     them retry until their transaction timeout).
  *   - Versions: only non-flexible versions are advertised, except ApiVersions
  *     v3 (flexible body, response header v0 — docs/kafka-protocol.md §2.2).
  *     Versions are explicit `version >= N` branches in each handler.
@@ -108,7 +117,12 @@ enum {
     BROKER_KERR_NOT_CONTROLLER = 41,
     BROKER_KERR_INVALID_REQUEST = 42,
     BROKER_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
+    BROKER_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
+    BROKER_KERR_DUPLICATE_SEQUENCE_NUMBER = 46,
+    BROKER_KERR_INVALID_PRODUCER_EPOCH = 47,
+    BROKER_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
     BROKER_KERR_KAFKA_STORAGE_ERROR = 56,
+    BROKER_KERR_UNKNOWN_PRODUCER_ID = 59,
     BROKER_KERR_GROUP_ID_NOT_FOUND = 69,
     BROKER_KERR_OFFSET_NOT_AVAILABLE = 78,
     BROKER_KERR_MEMBER_ID_REQUIRED = 79,
@@ -315,6 +329,15 @@ typedef struct broker_proto_fetch {
     broker_proto_fetch_topic_t *topics;
     core_slice_t rack_id;
 } broker_proto_fetch_t;
+
+/* InitProducerId (22) v0-1 request. */
+typedef struct broker_proto_init_pid {
+    core_slice_t transactional_id; /* len -1 = null: plain idempotence */
+    int32_t transaction_timeout_ms;
+} broker_proto_init_pid_t;
+/* Decodes an InitProducerId request body (v0 and v1 are the same). Returns
+ * CORE_OK or the reader's error; nothing to free. */
+int broker_proto_init_pid_decode(core_rd_t *rd, int16_t version, broker_proto_init_pid_t *r);
 
 int broker_proto_fetch_decode(core_rd_t *rd, int16_t version, broker_proto_fetch_t *f);
 void broker_proto_fetch_free(broker_proto_fetch_t *f);
