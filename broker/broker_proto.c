@@ -500,7 +500,13 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                               t->name, pp->index, core_strerror(rc),
                               req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
                               req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
-                } else if (ar.producer != BROKER_PRODUCER_DUPLICATE) {
+                } else if (ar.producer == BROKER_PRODUCER_DUPLICATE) {
+                    CORE_INFO("broker", "produce to %s-%d: a retry of offsets %" PRId64 "..%" PRId64
+                                        ", not written again (client '%.*s')",
+                              t->name, pp->index, base, last,
+                              req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
+                              req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
+                } else {
                     broker_appended_add(b, log);
                 }
                 start = broker_log_start_offset(log);

@@ -52,15 +52,17 @@ def vbytes(b):
     return varint(-1) if b is None else varint(len(b)) + b
 
 
-def record_batch(records, ts=1700000000000):
-    """records: list of (key, value, [(hkey, hval)]) -> one RecordBatch v2."""
+def record_batch(records, ts=1700000000000, pid=-1, epoch=-1, seq=-1, attributes=0):
+    """records: list of (key, value, [(hkey, hval)]) -> one RecordBatch v2
+    (pid/epoch/seq: an idempotent producer's fields; -1 = not idempotent)."""
     body = bytearray()
     for i, (k, v, hs) in enumerate(records):
         r = b"\x00" + varint(0) + varint(i) + vbytes(k) + vbytes(v) + varint(len(hs))
         for hk, hv in hs:
             r += vbytes(hk) + vbytes(hv)
         body += varint(len(r)) + r
-    after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, ts, ts, -1, -1, -1, len(records)) + bytes(body)
+    after_crc = struct.pack(">hiqqqhii", attributes, len(records) - 1, ts, ts, pid, epoch, seq,
+                            len(records)) + bytes(body)
     crc = crc32c(after_crc)
     rest = struct.pack(">ibI", -1, 2, crc) + after_crc
     return struct.pack(">qi", 0, len(rest)) + rest
