@@ -13,7 +13,9 @@ deleteGroups (deleted / NON_EMPTY_GROUP / GROUP_ID_NOT_FOUND), a produce to
 an unknown topic without auto-creation (UNKNOWN_TOPIC_OR_PARTITION) and
 createPartitions (grow and write the new partition; shrinking refused),
 alterConfigs / describeConfigs (set replaced, enforced at once),
-deleteTopicRecords (low watermark moves, readers start there). Then
+deleteTopicRecords (low watermark moves, readers start there), an
+idempotent producer (idempotent: true; the stored batches carry its producer
+id and dense sequence numbers, checked here on disk). Then
 the broker is killed (-9) and restarted on the same data, and a second run
 checks that the log, committed offsets, the group deletion, the grown topic,
 its altered configs and the deleted records' start persisted.
@@ -24,6 +26,7 @@ node or kafkajs it exits 77, which CMake marks as skipped (SKIP_RETURN_CODE).
 """
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -57,6 +60,31 @@ def run_client(node, env, bootstrap, phase, timeout):
         raise AssertionError("kafkajs client (%s) failed (exit %s)" % (phase, rc))
 
 
+def check_idempotent_batches(topic_dir):
+    """kafkajs idempotent: true really wrote as an idempotent producer: every
+    stored batch of the topic has one producer id >= 0, epoch 0, and each
+    partition's sequences run dense from 0."""
+    pids = set()
+    nbatches = 0
+    for part in sorted(os.listdir(topic_dir)):
+        seg = os.path.join(topic_dir, part, "%020d.log" % 0)
+        if not os.path.isfile(seg):
+            continue
+        data = open(seg, "rb").read()
+        pos, next_seq = 0, 0
+        while pos + 61 <= len(data):
+            length, = struct.unpack_from(">i", data, pos + 8)
+            delta, = struct.unpack_from(">i", data, pos + 23)
+            pid, epoch, seq = struct.unpack_from(">qhi", data, pos + 43)
+            assert pid >= 0 and epoch == 0, "batch at %s:%d: producer %d epoch %d" % (seg, pos, pid, epoch)
+            assert seq == next_seq, "batch at %s:%d: sequence %d, expected %d" % (seg, pos, seq, next_seq)
+            pids.add(pid)
+            next_seq = seq + delta + 1
+            nbatches += 1
+            pos += 12 + length
+    assert nbatches > 0 and len(pids) == 1, "idempotent batches: %d batches, producer ids %s" % (nbatches, pids)
+
+
 def main():
     node = shutil.which("node")
     mods = node_modules()
@@ -72,6 +100,7 @@ def main():
     with Broker(["--http-listen", "off", "--group-initial-rebalance-delay", "300ms"]) as b:
         b.start()
         run_client(node, env, b.bootstrap, "main", 200)
+        check_idempotent_batches(os.path.join(b.data, "topics", "kjs-idem"))
         # What kafkajs was told is durable must survive a restart (kill -9:
         # no clean shutdown to lean on).
         b.kill9()

@@ -465,6 +465,22 @@ async function main() {
     const t1 = await consumeAll('kjs-g5', trim, kept, kept.size, 30);
     assert.equal(t1.lastOffset.get(0), 9n);
     log('deleteTopicRecords: low watermark 4, a new group reads offsets 4..9 only');
+
+    // ---- idempotent producer: InitProducerId, sequence numbers per partition ----
+    // (it_kafkajs.py then checks the stored batches carry the producer id and
+    // dense sequences from 0)
+    step = 'idempotent producer';
+    const idemTopic = 'kjs-idem';
+    assert.equal(await admin.createTopics({ topics: [{ topic: idemTopic, numPartitions: PARTITIONS }] }), true);
+    const idem = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner });
+    const idemExpected = new Map();
+    await idem.connect();
+    try {
+      await produce(idem, idemTopic, makeMessages('idem', N, tsBase), { acks: -1 }, idemExpected);
+    } finally { await idem.disconnect(); }
+    await consumeAll('kjs-g6', idemTopic, idemExpected, N, 30);
+    log(`idempotent producer: ${N} messages, each once, in order`);
   } finally {
     await producer.disconnect();
     await admin.disconnect();
