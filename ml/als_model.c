@@ -89,10 +89,7 @@ int als_model_derive(als_model_t *m)
     m->panel = als_panel_build(&m->V);
     if (!m->item_norm || !m->popularity || !m->panel)
         return CORE_ERR_NOMEM;
-    als_qpanel_fini(&m->qpanel);
-    if (als_qpanel_worthwhile() && !getenv("EDDY_SERVE_FLOAT_SCAN") &&
-        als_qpanel_build(&m->V, &m->qpanel) != CORE_OK)
-        return CORE_ERR_NOMEM;
+    double vmax = 0, umax = 0;
     for (int32_t i = 0; i < ni; i++) {
         const float *y = als_row(&m->V, i);
         double s = 0;
@@ -100,7 +97,24 @@ int als_model_derive(als_model_t *m)
             s += (double)y[a] * y[a];
         m->item_norm[i] = (float)sqrt(s);
         m->popularity[i] = 0;
+        vmax = fmax(vmax, sqrt(s));
     }
+    for (int32_t u = 0; u < m->U.n; u++) {
+        double s = 0;
+        for (int32_t a = 0; a < m->U.rank; a++)
+            s += (double)als_row(&m->U, u)[a] * als_row(&m->U, u)[a];
+        umax = fmax(umax, sqrt(s));
+    }
+    /* The int8 bounds are rigorous while no score can overflow a float: a
+     * query vector is a user row, or a sum of at most ALS_QUERY_MAX_LIST
+     * unit vectors (items queries), and |x·y| ≤ ‖x‖‖y‖ bounds every partial
+     * sum too. Trained factors are far below this; a model that is not
+     * keeps the float scan. */
+    const bool fits = vmax * fmax(umax, 1e4) <= 1e30;
+    als_qpanel_fini(&m->qpanel);
+    if (fits && als_qpanel_worthwhile() && !getenv("EDDY_SERVE_FLOAT_SCAN") &&
+        als_qpanel_build(&m->V, &m->qpanel) != CORE_OK)
+        return CORE_ERR_NOMEM;
     for (int64_t e = 0; e < m->seen.nnz; e++)
         m->popularity[m->seen.idx[e]] += 1;
     return CORE_OK;

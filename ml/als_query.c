@@ -367,7 +367,7 @@ static int answer_scan_vector(qrun_t *r, const float *x)
 /* Keeps the best k candidates by their exact score (cand: a mask per
  * block, zero-padded to whole 64-bit words, which are skipped four blocks
  * at a time; items: scratch for the candidates of 64 blocks). */
-static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, int32_t *items)
+static int rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, int32_t *items)
 {
     const als_model_t *m = r->m;
     const int32_t nb = (m->items.n + ALS_PANEL - 1) / ALS_PANEL;
@@ -375,12 +375,15 @@ static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, 
     for (int32_t w0 = 0; w0 < nb;) {
         int32_t n = 0; /* gather up to RESCORE_CHUNK - 64 candidates, then score them */
         for (; w0 < nb && n <= RESCORE_CHUNK - 4 * ALS_PANEL; w0 += 4) {
-            uint64_t word;
-            memcpy(&word, cand + w0, sizeof(word));
+            uint64_t word = 0; /* blocks w0..w0+3, lowest block in the low bits */
+            for (int q = 0; q < 4; q++)
+                word |= (uint64_t)cand[w0 + q] << (16 * q);
             for (; word; word &= word - 1)
                 items[n++] = w0 * ALS_PANEL + __builtin_ctzll(word);
         }
-        als_score_rows(x, &m->V, items, n, sc);
+        int err = als_score_rows(x, &m->V, items, n, sc);
+        if (err)
+            return err;
         for (int32_t j = 0; j < n; j++) {
             const int32_t i = items[j];
             float s = sc[j];
@@ -391,6 +394,7 @@ static void rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, 
             als_topk_push(&r->t, i, s);
         }
     }
+    return CORE_OK;
 }
 
 /* Per-thread scratch of the fast path, kept between queries: its four
@@ -452,9 +456,7 @@ static int answer_fast(qrun_t *r, const float *x)
                              .k = r->t.k,
                              .positive_only = r->positive_only};
     int err = als_qpanel_candidates(&m->qpanel, x, &f, lo, hi, cand, &tau, false);
-    if (err == CORE_OK)
-        rescore_candidates(r, x, cand, items);
-    return err;
+    return err ? err : rescore_candidates(r, x, cand, items);
 }
 
 /* Σ cosine: score_i = Σ_q (y_q/‖y_q‖)·y_i / ‖y_i‖ = (Σ_q ŷ_q)·y_i / ‖y_i‖.
@@ -584,6 +586,10 @@ int als_query_run(const als_model_t *m, const als_query_t *q, bool unknown_popul
         /* The int8 pre-scoring pays on the plain query (category and
          * white lists touch few items anyway) when the CPU has VNNI. */
         err = answer_fast(&r, x);
+        if (err == CORE_ERR_NOMEM) { /* the scan needs less memory: try it */
+            als_topk_init(&r.t, heap, q->num);
+            err = answer_scan_vector(&r, x);
+        }
     } else {
         err = answer_scan_vector(&r, x);
     }

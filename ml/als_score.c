@@ -250,27 +250,22 @@ void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank
     score_panel_generic(x, panel, n, rank, out);
 }
 
-void als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
-                    float *out)
+int als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
+                   float *out)
 {
 #ifdef ALS_HAVE_AVX512
     if (cpu_has_avx512f()) {
         score_rows_avx512(x, V, items, n, out);
-        return;
+        return CORE_OK;
     }
 #endif
     /* elsewhere: each row as lane 0 of a one-block panel, through the
      * generic kernel itself, so the bits match its scan */
     float *blk = aligned_alloc(64, ((size_t)V->rank + 1) * ALS_PANEL * sizeof(float));
+    if (!blk)
+        return CORE_ERR_NOMEM;
     float lane[ALS_PANEL];
     for (int32_t j = 0; j < n; j++) {
-        if (!blk) { /* out of memory: the same sum in plain C */
-            float acc = 0;
-            for (int32_t a = 0; a < V->rank; a++)
-                acc += x[a] * als_row(V, items[j])[a];
-            out[j] = acc;
-            continue;
-        }
         memset(blk, 0, (size_t)V->rank * ALS_PANEL * sizeof(float));
         for (int32_t a = 0; a < V->rank; a++)
             blk[(size_t)a * ALS_PANEL] = als_row(V, items[j])[a];
@@ -278,6 +273,7 @@ void als_score_rows(const float *x, const als_factors_t *V, const int32_t *items
         out[j] = lane[0];
     }
     free(blk);
+    return CORE_OK;
 }
 
 /* ---- int8 pre-scoring ---------------------------------------------------------- */
@@ -369,6 +365,7 @@ typedef struct qquery {
     float su;   /* the query's scale */
     float A;    /* ‖x − x̃‖ + slack: multiplies ‖V_i‖ */
     float B;    /* ‖x̃‖ + slack: multiplies ‖V_i − Ṽ_i‖ */
+    float C;    /* an absolute term for underflow (subnormal sums) */
 } qquery_t;
 
 static int qquery_init(qquery_t *qq, const als_qpanel_t *qp, const float *x)
@@ -400,6 +397,11 @@ static int qquery_init(qquery_t *qq, const als_qpanel_t *qp, const float *x)
     const double slack = (rank + 8) * (double)FLT_EPSILON * (sqrt(nx2) + sqrt(nu2));
     qq->A = round_up_float(sqrt(du2) + slack);
     qq->B = round_up_float(sqrt(nu2) + slack);
+    /* The slack above is relative; near zero, float steps are absolute
+     * (2^-149): the kernel's sum can be off by rank such steps and su·s_i
+     * by one, which d (< rank·2^15) multiplies. FLT_MIN = 2^-126 per
+     * factor covers both with room and costs nothing at useful scales. */
+    qq->C = (float)(rank + 8) * FLT_MIN;
     return CORE_OK;
 }
 
@@ -414,7 +416,7 @@ static inline void item_bounds(const als_qpanel_t *qp, const qquery_t *qq, int32
                                float *lo, float *hi)
 {
     float approx = (qq->su * qp->scale[i]) * (float)(acc - 128 * qp->qsum[i]);
-    float bound = qq->A * qp->norm[i] + qq->B * qp->err[i];
+    float bound = qq->A * qp->norm[i] + qq->B * qp->err[i] + qq->C;
     *lo = approx - bound;
     *hi = approx + bound;
 }
@@ -445,14 +447,14 @@ static inline unsigned block_lanes(int32_t n, int32_t b)
 /* lo/hi of one block's 16 items from their integer sums (item_bounds, 16 wide). */
 __attribute__((target("avx512f"))) static inline void
 qblock_bounds_avx512(const als_qpanel_t *qp, int32_t b, __m512i sum, __m512 su, __m512 A,
-                     __m512 B, float *lo, float *hi)
+                     __m512 B, __m512 C, float *lo, float *hi)
 {
     const size_t i0 = (size_t)b * ALS_PANEL;
     const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(qp->qsum + i0)), 7);
     const __m512 d = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, corr));
     const __m512 approx = _mm512_mul_ps(_mm512_mul_ps(su, _mm512_loadu_ps(qp->scale + i0)), d);
-    const __m512 bound = _mm512_fmadd_ps(A, _mm512_loadu_ps(qp->norm + i0),
-                                         _mm512_mul_ps(B, _mm512_loadu_ps(qp->err + i0)));
+    const __m512 bound = _mm512_fmadd_ps(
+        A, _mm512_loadu_ps(qp->norm + i0), _mm512_fmadd_ps(B, _mm512_loadu_ps(qp->err + i0), C));
     _mm512_storeu_ps(lo + i0, _mm512_sub_ps(approx, bound));
     _mm512_storeu_ps(hi + i0, _mm512_add_ps(approx, bound));
 }
@@ -473,7 +475,8 @@ qbounds_fixed(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi, 
 {
     const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL;
     const size_t bstride = (size_t)r4 * 64;
-    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B);
+    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B),
+                 C = _mm512_set1_ps(qq->C);
     __m512i xs[QB_FIXED_MAX_R4];
     for (int32_t g = 0; g < r4; g++) {
         int32_t w;
@@ -495,7 +498,7 @@ qbounds_fixed(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi, 
                     s[j], xs[g],
                     _mm512_load_si512((const void *)(p0 + (size_t)j * bstride + (size_t)g * 64)));
         for (int j = 0; j < 4; j++)
-            qblock_bounds_avx512(qp, b + j, s[j], su, A, B, lo, hi);
+            qblock_bounds_avx512(qp, b + j, s[j], su, A, B, C, lo, hi);
     }
     for (; b < nb; b++) {
         const int8_t *p0 = qp->q + (size_t)b * bstride;
@@ -503,7 +506,7 @@ qbounds_fixed(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *hi, 
         for (int32_t g = 0; g < r4; g++)
             s0 = _mm512_dpbusd_epi32(s0, xs[g],
                                      _mm512_load_si512((const void *)(p0 + (size_t)g * 64)));
-        qblock_bounds_avx512(qp, b, s0, su, A, B, lo, hi);
+        qblock_bounds_avx512(qp, b, s0, su, A, B, C, lo, hi);
     }
 }
 
@@ -513,7 +516,8 @@ qbounds_any_rank(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *h
 {
     const int32_t nb = (qp->n + ALS_PANEL - 1) / ALS_PANEL, r4 = qp->r4;
     const size_t bstride = (size_t)r4 * 64;
-    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B);
+    const __m512 su = _mm512_set1_ps(qq->su), A = _mm512_set1_ps(qq->A), B = _mm512_set1_ps(qq->B),
+                 C = _mm512_set1_ps(qq->C);
     for (int32_t b = 0; b < nb; b++) {
         const int8_t *p0 = qp->q + (size_t)b * bstride;
         __m512i s0 = _mm512_setzero_si512();
@@ -523,7 +527,7 @@ qbounds_any_rank(const als_qpanel_t *qp, const qquery_t *qq, float *lo, float *h
             s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(w),
                                      _mm512_load_si512((const void *)(p0 + (size_t)g * 64)));
         }
-        qblock_bounds_avx512(qp, b, s0, su, A, B, lo, hi);
+        qblock_bounds_avx512(qp, b, s0, su, A, B, C, lo, hi);
     }
 }
 
@@ -738,16 +742,24 @@ static inline bool qf_counts(const als_qfilter_t *f, int32_t i, float lo)
  * when the sample has fewer than k. */
 static float sample_threshold(const als_qfilter_t *f, const float *lo, int32_t n)
 {
-    enum { SAMPLE = 512 };
-    if ((int64_t)f->k * 16 > SAMPLE)
-        return -INFINITY; /* large k: select over everything */
-    float v[SAMPLE];
-    const int32_t stride = n / SAMPLE > 1 ? n / SAMPLE : 1;
+    /* 16 samples per wanted item: about 16 lower bounds per answer item
+     * then pass the threshold, few to select among */
+    const int64_t want = (int64_t)f->k * 16 > 512 ? (int64_t)f->k * 16 : 512;
+    if (want >= n)
+        return -INFINITY; /* as many as the items: select over everything */
+    float stack[512];
+    float *v = want <= 512 ? stack : malloc((size_t)want * sizeof(float));
+    if (!v)
+        return -INFINITY;
+    const int32_t stride = (int32_t)(n / want);
     int32_t m = 0;
-    for (int32_t i = 0; i < n && m < SAMPLE; i += stride)
+    for (int32_t i = 0; i < n && m < want; i += stride)
         if (qf_counts(f, i, lo[i]))
             v[m++] = lo[i];
-    return m >= f->k ? kth_largest(v, m, f->k) : -INFINITY;
+    const float t = m >= f->k ? kth_largest(v, m, f->k) : -INFINITY;
+    if (v != stack)
+        free(v);
+    return t;
 }
 
 /* Moves every counting lower bound ≥ thr to the front of lo; returns how

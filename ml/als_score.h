@@ -92,8 +92,8 @@ void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank
 /* out[j] = x · V_items[j], bit for bit what als_score_panel gives those
  * items (gathered from the row-major factors: a few cache lines per item
  * instead of a whole panel block). */
-void als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
-                    float *out);
+int als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
+                   float *out); /* CORE_OK, or CORE_ERR_NOMEM (CPUs without AVX-512 only) */
 
 /* ---- int8 pre-scoring with exact bounds (the serving fast path) ---------------
  *
@@ -174,8 +174,8 @@ typedef struct als_qfilter {
  * bounds while scanning (a min/max network; exact unless one lane holds
  * more than 4 of the k best, and never above the true k-th best); for
  * larger k, from quickselect over the lower bounds at or above the k-th
- * best of a 512-item sample (a subset's k-th best is never above the whole
- * set's).
+ * best of a sample of max(512, 16k) items (a subset's k-th best is never
+ * above the whole set's), or over all of them when that is every item.
  *
  * lo, hi: scratch for n rounded up to ALS_PANEL floats (lo is consumed).
  * cand: one mask per block of ALS_PANEL items (bit j = item b·16 + j).
