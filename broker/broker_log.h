@@ -241,7 +241,8 @@ void broker_log_slice_release(broker_log_slice_t *slice);
  * batch's first offset and max timestamp. */
 int64_t broker_log_offset_for_time(broker_log_t *log, int64_t ts, int64_t *ts_out);
 
-/* Applies retention (size and time) and time-based rolling. Deletes whole
+/* Applies retention (size and time) and time-based rolling, and forgets
+ * idempotent producers idle for BROKER_PRODUCER_EXPIRE_MS. Deletes whole
  * segments only, never the active one; advances the log start offset.
  * Returns the number of segments deleted. */
 int broker_log_housekeep(broker_log_t *log, int64_t now_ms);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "broker/broker_log_int.h"
+#include "broker/broker_producer.h"
 #include "cli/cli.h"
 #include "core/core_alloc.h"
 #include "core/core_buf.h"
@@ -265,13 +266,21 @@ static int dump_segment(const char *path, bool verify, bool last_segment, int64_
         }
         b[n++] = (batch_pos_t){h.base_offset, h.base_offset + h.last_offset_delta, pos,
                                h.max_timestamp, running};
-        if (!verify)
+        if (!verify) {
+            /* idempotent batches also show their producer fields */
+            broker_producer_batch_t pb;
+            broker_producer_batch_read(map + pos, &pb);
+            char prod[96] = "";
+            if (pb.producer_id >= 0)
+                snprintf(prod, sizeof prod, " producer %" PRId64 " (epoch %d) seq %" PRId32 "..%" PRId32,
+                         pb.producer_id, pb.epoch, pb.first_seq, pb.last_seq);
             printf("  offsets %" PRId64 "..%" PRId64 " pos %" PRId64 " size %zu epoch %" PRId32
                    " ts %" PRId64 "..%" PRId64 " records %" PRId32 " codec %s crc %08" PRIx32
-                   " ok\n",
+                   "%s ok\n",
                    h.base_offset, h.base_offset + h.last_offset_delta, pos, total,
                    h.leader_epoch, h.base_timestamp, h.max_timestamp, h.records_count,
-                   codec_name(h.attributes), h.crc);
+                   codec_name(h.attributes), h.crc, prod);
+        }
         records += h.records_count;
         next = h.base_offset + h.last_offset_delta + 1;
         pos += (int64_t)total;
