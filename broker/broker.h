@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "broker/broker_log.h"
+#include "broker/broker_producer.h"
 #include "broker/broker_topic.h"
 
 /* Settings of `eddy broker` (filled from the core_conf table in broker_cmd.c). */
@@ -113,6 +114,11 @@ typedef struct broker {
      * is on disk (producer-id-block) before any id below it is answered. */
     int64_t next_pid;
     int64_t pid_limit;
+    /* Idempotent produce outcomes for /metrics: retries answered from the
+     * producer state (not written again), and batches refused by it, by
+     * broker_producer_verdict_t (OUT_OF_ORDER, FENCED, UNKNOWN, INVALID). */
+    uint64_t produce_duplicates;
+    uint64_t produce_refused[BROKER_PRODUCER_NVERDICTS];
 } broker_t;
 
 /* Opens the data directory (recovering every partition log). conf is copied

@@ -18,6 +18,7 @@
 #include "broker/broker_lag.h"
 #include "broker/broker_net.h"
 #include "broker/broker_offsets.h"
+#include "broker/broker_producer.h"
 #include "broker/broker_proto_group.h"
 #include "core/core_alloc.h"
 #include "core/core_conf.h"
@@ -1013,6 +1014,24 @@ static void metrics_text(broker_groups_t *g, core_buf_t *o)
     prom_printf(o, "# HELP eddy_groups Consumer groups known to the coordinator.\n"
                    "# TYPE eddy_groups gauge\neddy_groups %d\n",
                 broker_cg_group_count(g->cg));
+    /* Idempotent producers: retries recognised, batches refused by reason. */
+    prom_printf(o, "# HELP eddy_produce_duplicates_total Retried idempotent batches answered with "
+                   "the first copy's offsets, not written again.\n"
+                   "# TYPE eddy_produce_duplicates_total counter\neddy_produce_duplicates_total %llu\n",
+                (unsigned long long)b->produce_duplicates);
+    prom_printf(o, "# HELP eddy_produce_sequence_refused_total Idempotent batches refused by the "
+                   "producer state, by Kafka error.\n"
+                   "# TYPE eddy_produce_sequence_refused_total counter\n");
+    static const struct {
+        int verdict;
+        const char *error;
+    } refused[] = {{BROKER_PRODUCER_OUT_OF_ORDER, "OUT_OF_ORDER_SEQUENCE_NUMBER"},
+                   {BROKER_PRODUCER_FENCED, "INVALID_PRODUCER_EPOCH"},
+                   {BROKER_PRODUCER_UNKNOWN, "UNKNOWN_PRODUCER_ID"},
+                   {BROKER_PRODUCER_INVALID, "INVALID_RECORD"}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        prom_printf(o, "eddy_produce_sequence_refused_total{error=\"%s\"} %llu\n", refused[i].error,
+                    (unsigned long long)b->produce_refused[refused[i].verdict]);
     /* Requests by API: rate = rate(eddy_requests_total), latency histogram. */
     prom_printf(o, "# HELP eddy_requests_total Kafka requests answered, by API.\n"
                    "# TYPE eddy_requests_total counter\n");

@@ -1122,7 +1122,8 @@ static int64_t producers_snapshot_load(broker_log_t *log)
 }
 
 /* Rebuilds the producer state at open: from the snapshot (clean shutdown
- * only: after a crash it may describe a log tail recovery cut away) plus
+ * only: after a crash it may be stale or describe a log tail recovery cut
+ * away) plus
  * the batches after it, or else by replaying the header of every batch in
  * the log. Each batch's time is its segment's mtime, never earlier than its
  * append, so a producer is not expired sooner than it would have been. */
@@ -1130,6 +1131,12 @@ static int producers_load(broker_log_t *log, bool clean, char *errstr, size_t er
 {
     int64_t from = clean ? producers_snapshot_load(log) : -1;
     bool snap = from >= 0;
+    /* Like the clean-shutdown marker, the snapshot lives only from a clean
+     * close to the next open (the marker's removal fsyncs the directory). */
+    char p[LOG_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", log->dir, BROKER_PRODUCER_STATE_FILE);
+    if (unlink(p) && errno != ENOENT)
+        CORE_WARN(MOD, "%s: %s", p, strerror(errno));
     if (!snap)
         from = log->segs[0]->base;
     int64_t nbatches = 0;

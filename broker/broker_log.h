@@ -24,9 +24,9 @@
  *   log-start-offset                text: "0\n" OFFSET "\n": only after DeleteRecords; the
  *                                   log starts at max(OFFSET, first segment's base)
  *   clean-shutdown                  empty; present only between close and open
- *   producer-state                  idempotent-producer snapshot (broker_producer.h),
- *                                   written at clean shutdown; trusted only with
- *                                   clean-shutdown present
+ *   producer-state                  idempotent-producer snapshot (broker_producer.h):
+ *                                   like clean-shutdown, present only between a clean
+ *                                   close and the next open, and trusted only with it
  *
  * .log: RecordBatch v2 (kafka-protocol.md §4.1), each one 12 + batchLength
  *   bytes, big-endian: baseOffset i64 | batchLength i32 | partitionLeaderEpoch

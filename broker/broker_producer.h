@@ -62,6 +62,7 @@ typedef enum broker_producer_verdict {
     BROKER_PRODUCER_FENCED,       /* INVALID_PRODUCER_EPOCH (47) */
     BROKER_PRODUCER_UNKNOWN,      /* UNKNOWN_PRODUCER_ID (59) */
     BROKER_PRODUCER_INVALID,      /* producer fields that cannot be right: INVALID_RECORD (87) */
+    BROKER_PRODUCER_NVERDICTS
 } broker_producer_verdict_t;
 
 /* The producer view of one batch. */

@@ -489,6 +489,8 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                 base = ar.base_offset;
                 last = ar.last_offset;
                 if (rc == CORE_ERR_CONFLICT) {
+                    if (ar.producer > 0 && ar.producer < BROKER_PRODUCER_NVERDICTS)
+                        b->produce_refused[ar.producer]++;
                     err = producer_kerr(ar.producer);
                     base = -1;
                     CORE_DEBUG("broker", "produce to %s-%d refused: %s", t->name, pp->index,
@@ -501,6 +503,7 @@ static broker_proto_res_t handle_produce(broker_t *b, broker_req_t *req, core_rd
                               req->hdr.client_id.len > 0 ? (int)req->hdr.client_id.len : 0,
                               req->hdr.client_id.len > 0 ? (const char *)req->hdr.client_id.ptr : "");
                 } else if (ar.producer == BROKER_PRODUCER_DUPLICATE) {
+                    b->produce_duplicates++;
                     CORE_INFO("broker", "produce to %s-%d: a retry of offsets %" PRId64 "..%" PRId64
                                         ", not written again (client '%.*s')",
                               t->name, pp->index, base, last,

@@ -8,8 +8,10 @@ Fetch returns the producer fields intact, and a retry sent after a kill -9
 (state rebuilt from the log) or a clean restart (snapshot) is still
 recognised as a duplicate."""
 import os
+import re
 import struct
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_raw import Broker, Reader, frame, kbytes, kstr, list_offsets_body, record_batch, recv_response  # noqa: E402
@@ -104,6 +106,15 @@ def fetch_batches(b):
     return out
 
 
+def metrics(b):
+    """The broker's /metrics as {"name{labels}": value}."""
+    port = int(re.findall(r"HTTP at http://127\.0\.0\.1:(\d+)", b.log())[-1])
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1])
+            for ln in text.splitlines() if ln.startswith("eddy_produce_")}
+
+
 def find_coordinator_txn(b):
     r = call(b, 10, 1, kstr("tx-1") + struct.pack(">b", 1))
     r.i32()
@@ -111,7 +122,7 @@ def find_coordinator_txn(b):
 
 
 def main():
-    b = Broker().start()
+    b = Broker("--http-listen", "127.0.0.1:0").start()
     try:
         av = api_versions(b)
         check(av.get(22) == (0, 1), "ApiVersions advertises InitProducerId 0-1 (got %s)" % (av.get(22),))
@@ -146,6 +157,13 @@ def main():
         r = produce(b, batch(pid_v0, 1, 0, 1, "b"))
         check(r == (0, 6), "new epoch from sequence 0 accepted (got %s)" % (r,))
         check(produce(b, batch(pid_v0, 0, 1, 1, "b"))[0] == 47, "old epoch: INVALID_PRODUCER_EPOCH")
+
+        m = metrics(b)
+        check(m.get("eddy_produce_duplicates_total") == 2, "/metrics counts 2 retries (%s)" % m)
+        for err, n in (("OUT_OF_ORDER_SEQUENCE_NUMBER", 1), ("INVALID_PRODUCER_EPOCH", 1),
+                       ("UNKNOWN_PRODUCER_ID", 1), ("INVALID_RECORD", 1)):
+            got = m.get('eddy_produce_sequence_refused_total{error="%s"}' % err)
+            check(got == n, "/metrics counts %d refused with %s (got %s)" % (n, err, got))
 
         hdrs = fetch_batches(b)
         check(hdrs == [(0, 3, pid, 0, 0), (3, 2, pid, 0, 3), (5, 1, pid_v0, 0, 0), (6, 1, pid_v0, 1, 0)],
