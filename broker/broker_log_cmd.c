@@ -28,6 +28,7 @@
 #include "core/core_conf.h"
 #include "core/core_crc.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 
 typedef struct dump_conf {
     bool verify;
@@ -303,6 +304,31 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The idempotent-producer snapshot, if any. Not a problem when unusable:
+ * the broker then rebuilds the state from the batches (broker_log.h). */
+static void dump_producer_state(const char *dir, bool clean)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, BROKER_PRODUCER_STATE_FILE);
+    if (access(p, F_OK))
+        return;
+    char *data = NULL;
+    size_t len = 0;
+    int rc = core_fs_read_file(p, 64 << 20, &data, &len);
+    broker_producers_t *ps = broker_producers_new();
+    int64_t off = -1;
+    if (!rc)
+        rc = broker_producers_decode(ps, (const uint8_t *)data, len, &off);
+    if (rc)
+        printf("%s: unusable (%s); the broker replays the log instead\n", p, core_strerror(rc));
+    else
+        printf("%s: %zu idempotent producers as of offset %" PRId64 "%s\n", p,
+               broker_producers_count(ps), off,
+               clean ? "" : " (stale without the clean shutdown marker: the broker ignores it)");
+    broker_producers_free(ps);
+    free(data);
+}
+
 static int dump_path(const char *path, bool verify)
 {
     struct stat st;
@@ -361,8 +387,10 @@ static int dump_path(const char *path, bool verify)
             return rc;
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", path, BROKER_CLEAN_SHUTDOWN_FILE);
+        bool clean = access(p, F_OK) == 0;
         printf("%s: %d segments, recovery point %lld, %s shutdown marker\n", path, nsegs, rp,
-               access(p, F_OK) ? "no clean" : "clean");
+               clean ? "clean" : "no clean");
+        dump_producer_state(path, clean);
     }
     if (r.problems)
         printf("%d problem(s) found\n", r.problems);

@@ -10,6 +10,7 @@ recognised as a duplicate."""
 import os
 import re
 import struct
+import subprocess
 import sys
 import urllib.request
 
@@ -193,6 +194,17 @@ def main():
         check(end_offset(b) == 12, "nothing written twice across restarts")
         err, pid3, _ = init_pid(b)
         check(err == 0 and pid3 not in (pid, pid_v0, pid2), "ids stay unique across a clean restart")
+
+        # offline: `eddy log dump` shows the producer fields and the snapshot
+        check(b.stop() == 0, "SIGTERM exits 0 (2)")
+        out = subprocess.run([os.environ.get("EDDY", "build/eddy"), "log", "dump",
+                              os.path.join(b.data, "topics", TOPIC, "0")],
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0, "eddy log dump exits 0:\n" + out.stdout + out.stderr)
+        check("offsets 0..2 " in out.stdout and "producer %d (epoch 0) seq 0..2 ok" % pid in out.stdout,
+              "eddy log dump shows the producer fields:\n" + out.stdout)
+        check("2 idempotent producers as of offset 12" in out.stdout,
+              "eddy log dump reads the producer-state snapshot:\n" + out.stdout)
     finally:
         if failures:
             print(b.log()[-4000:])
