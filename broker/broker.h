@@ -25,6 +25,15 @@
  *     waiter or the flush job; otherwise it is retried (BROKER_PROTO_RETRY)
  *     after the job ends. Other topics' traffic never delays it.
  *
+ * Idempotent producers: the broker hands out producer ids
+ * (broker_producer_id_next, durable blocks in DATA/producer-id-block); each
+ * partition log keeps the per-producer sequence state and dedups retries
+ * (broker_producer.h). That state is REBUILT FROM THE LOG's batch headers
+ * (producerId/epoch/baseSequence) on open after a crash, and loaded from a
+ * snapshot written at clean shutdown otherwise: the log stays the only
+ * truth, no append pays for a second write, and a crash can never leave the
+ * state ahead of or behind the data (broker_log.h, "Producer state").
+ *
  * Threads: loop thread only; the flush job touches only the logs handed to it.
  * Ownership: broker_open copies what it needs from conf; broker_close frees all.
  */
