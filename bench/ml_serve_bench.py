@@ -4,6 +4,7 @@ file of the same size (the ceiling), same machine, same run, same wrk load.
 
   bench/ml_serve_bench.py [--eddy build/eddy] [--items 10000] [--rank 50]
                           [--users 5000] [--duration 5] [--connections 64] [--runs 1]
+                          [--layout both|shared|pinned]
 
 Trains a model on generated ratings (ITEMS items, rank RANK), starts
 `eddy serve` and nginx on free loopback ports, runs wrk with a Lua script that
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=1, help="runs per layout (one row each)")
+    ap.add_argument("--layout", choices=["both", "shared", "pinned"], default="both")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="eddy-serve-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
@@ -215,7 +217,8 @@ http {
         print()
         print("| layout | server | requests/s | p50 (ms) | p99 (ms) | server CPU µs/request | non-2xx | eddy / nginx |")
         print("|---|---|---|---|---|---|---|---|")
-        for pinned in [False] * a.runs + [True] * a.runs:
+        layouts = {"both": [False, True], "shared": [False], "pinned": [True]}[a.layout]
+        for pinned in [p for p in layouts for _ in range(a.runs)]:
             if pinned and os.cpu_count() < 2:
                 continue
             e, n = measure(pinned)
