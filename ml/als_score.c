@@ -373,7 +373,7 @@ static int qquery_init(qquery_t *qq, const als_qpanel_t *qp, const float *x)
     const int32_t rank = qp->rank;
     float mx = 0;
     for (int32_t a = 0; a < rank; a++)
-        mx = fmaxf(mx, fabsf(x[a]));
+        mx = fabsf(x[a]) > mx ? fabsf(x[a]) : mx; /* fmaxf is a libm call here */
     qq->su = mx > 0 ? mx / 127.0f : 0;
     qq->u = (size_t)qp->r4 * 4 <= sizeof(qq->buf) ? qq->buf : malloc((size_t)qp->r4 * 4);
     if (!qq->u)
@@ -599,28 +599,48 @@ __attribute__((target("avx512f"))) static void candidate_masks_avx512(const als_
  * k-th best. The 64 kept values are a subset of all lower bounds, so that
  * is never above the true k-th best, and is equal unless one lane held more
  * than 4 of the k best. -inf when fewer than k counting items were kept. */
+/* Inserts v into a lane-wise sorted top-4 (r[0] ≥ r[1] ≥ r[2] ≥ r[3]):
+ * a branch-free network of 7 min/max. */
+__attribute__((target("avx512f"), always_inline)) static inline void lane_tops_insert(__m512 r[4],
+                                                                                     __m512 v)
+{
+    for (int j = 0; j < 3; j++) {
+        const __m512 t = _mm512_min_ps(r[j], v);
+        r[j] = _mm512_max_ps(r[j], v);
+        v = t;
+    }
+    r[3] = _mm512_max_ps(r[3], v);
+}
+
+/* Block b's lower bounds that count toward tau, -inf elsewhere. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+counting_lows(const als_qfilter_t *f, const float *lo, int32_t n, int32_t b)
+{
+    __mmask16 open = open_lanes(f, n, b);
+    const __m512 v = _mm512_maskz_loadu_ps(open, lo + (size_t)b * ALS_PANEL);
+    if (f->positive_only)
+        open = _mm512_mask_cmp_ps_mask(open, v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), open, v);
+}
+
 __attribute__((target("avx512f"))) static float lane_tops_threshold(const als_qfilter_t *f,
                                                                     const float *lo, int32_t n)
 {
     const int32_t nb = (n + ALS_PANEL - 1) / ALS_PANEL;
-    const __m512 ninf = _mm512_set1_ps(-INFINITY), zero = _mm512_setzero_ps();
-    __m512 r0 = ninf, r1 = ninf, r2 = ninf, r3 = ninf; /* per lane: r0 ≥ r1 ≥ r2 ≥ r3 */
-    for (int32_t b = 0; b < nb; b++) {
-        __mmask16 open = open_lanes(f, n, b);
-        __m512 v = _mm512_maskz_loadu_ps(open, lo + (size_t)b * ALS_PANEL);
-        if (f->positive_only)
-            open = _mm512_mask_cmp_ps_mask(open, v, zero, _CMP_GT_OQ);
-        v = _mm512_mask_mov_ps(ninf, open, v);
-        __m512 t = _mm512_min_ps(r0, v);
-        r0 = _mm512_max_ps(r0, v);
-        v = t;
-        t = _mm512_min_ps(r1, v);
-        r1 = _mm512_max_ps(r1, v);
-        v = t;
-        t = _mm512_min_ps(r2, v);
-        r2 = _mm512_max_ps(r2, v);
-        r3 = _mm512_max_ps(r3, t);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    /* two independent top-4 sets (even and odd blocks) halve the chain of
+     * dependent min/max; merged at the end */
+    __m512 r[4] = {ninf, ninf, ninf, ninf}, q[4] = {ninf, ninf, ninf, ninf};
+    int32_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        lane_tops_insert(r, counting_lows(f, lo, n, b));
+        lane_tops_insert(q, counting_lows(f, lo, n, b + 1));
     }
+    if (b < nb)
+        lane_tops_insert(r, counting_lows(f, lo, n, b));
+    for (int j = 0; j < 4; j++)
+        lane_tops_insert(r, q[j]);
+    __m512 r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
     float kth = -INFINITY;
     for (int32_t j = 0; j < f->k; j++) {
         kth = _mm512_reduce_max_ps(r0);
