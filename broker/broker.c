@@ -62,22 +62,17 @@ void broker_api_stats_add(broker_api_stats_t *s, int64_t us)
  * Missing = no id was ever handed out. */
 static int pid_block_load(broker_t *b, char *errstr, size_t errstr_size)
 {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", b->conf.data_dir, BROKER_PID_FILE);
-    b->next_pid = b->pid_limit = 0;
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT ? 0
-                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
-                                           strerror(errno));
-    int version;
-    int64_t v;
-    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &v) == 2 && version == 0 && v >= 0 &&
-             v < INT64_MAX - BROKER_PID_BLOCK;
-    fclose(f);
-    if (!ok)
+    int64_t v = 0;
+    int rc = core_fs_i64_load(b->conf.data_dir, BROKER_PID_FILE, &v);
+    if (rc == ENOENT)
+        v = 0;
+    else if (rc == CORE_ERR_CORRUPT || (!rc && v >= INT64_MAX - BROKER_PID_BLOCK))
         return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size,
-                         "%s: malformed (producer ids could repeat: fix or remove it)", p);
+                         "%s/%s: malformed (producer ids could repeat: fix or remove it)",
+                         b->conf.data_dir, BROKER_PID_FILE);
+    else if (rc)
+        return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s/%s: %s", b->conf.data_dir,
+                         BROKER_PID_FILE, rc > 0 ? strerror(rc) : core_strerror(rc));
     b->next_pid = b->pid_limit = v;
     return 0;
 }
@@ -86,9 +81,7 @@ int broker_producer_id_next(broker_t *b, int64_t *pid)
 {
     if (b->next_pid >= b->pid_limit) {
         int64_t limit = b->next_pid + BROKER_PID_BLOCK;
-        char text[64];
-        int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", limit);
-        int rc = core_fs_write_atomic(b->conf.data_dir, BROKER_PID_FILE, text, (size_t)n, 0644);
+        int rc = core_fs_i64_save(b->conf.data_dir, BROKER_PID_FILE, limit);
         if (rc) {
             CORE_ERROR("broker", "%s/%s: cannot reserve producer ids: %s", b->conf.data_dir,
                        BROKER_PID_FILE, rc > 0 ? strerror(rc) : core_strerror(rc));

@@ -875,30 +875,23 @@ static int seg_create(broker_log_t *log, int64_t base, int64_t now_ms)
  * (format version 0), written atomically. */
 static int offset_file_save(const broker_log_t *log, const char *name, int64_t off)
 {
-    char text[64];
-    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", off);
-    return core_fs_write_atomic(log->dir, name, text, (size_t)n, 0644);
+    return core_fs_i64_save(log->dir, name, off);
 }
 
 /* Reads an offset file into *off; a missing file leaves *off = 0. */
 static int offset_file_load(const broker_log_t *log, const char *name, int64_t *off,
                             char *errstr, size_t errstr_size)
 {
-    char p[LOG_PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s", log->dir, name);
     *off = 0;
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT ? 0
-                               : core_errf(CORE_ERR_IO, errstr, errstr_size, "%s: %s", p,
-                                           strerror(errno));
-    int version;
-    int64_t v;
-    int ok = fscanf(f, "%d\n%" SCNd64 "\n", &version, &v) == 2 && version == 0 && v >= 0;
-    fclose(f);
-    if (!ok)
-        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s: malformed", p);
-    *off = v;
+    int rc = core_fs_i64_load(log->dir, name, off);
+    if (rc == ENOENT)
+        return 0;
+    if (rc == CORE_ERR_CORRUPT)
+        return core_errf(CORE_ERR_CORRUPT, errstr, errstr_size, "%s/%s: malformed", log->dir,
+                         name);
+    if (rc)
+        return core_errf(CORE_ERR_IO, errstr, errstr_size, "%s/%s: %s", log->dir, name,
+                         rc > 0 ? strerror(rc) : core_strerror(rc));
     return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -148,4 +149,35 @@ int core_fs_rm_rf(const char *path)
     if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 && !rm_first_err)
         rm_first_err = errno;
     return rm_first_err;
+}
+
+int core_fs_i64_save(const char *dir, const char *name, int64_t value)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "0\n%" PRId64 "\n", value);
+    return core_fs_write_atomic(dir, name, text, (size_t)n, 0644);
+}
+
+int core_fs_i64_load(const char *dir, const char *name, int64_t *value)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p)
+        return ENAMETOOLONG;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = core_fs_read_file(p, 64, &text, &len);
+    if (rc)
+        return rc == CORE_ERR_TOO_LARGE ? CORE_ERR_CORRUPT : rc;
+    /* exactly "0\n", then decimal digits (no sign, no overflow), then "\n" */
+    int ok = len >= 4 && text[0] == '0' && text[1] == '\n' && text[len - 1] == '\n';
+    int64_t v = 0;
+    for (size_t i = 2; ok && i < len - 1; i++) {
+        ok = text[i] >= '0' && text[i] <= '9' && v <= (INT64_MAX - (text[i] - '0')) / 10;
+        v = ok ? v * 10 + (text[i] - '0') : v;
+    }
+    free(text);
+    if (!ok)
+        return CORE_ERR_CORRUPT;
+    *value = v;
+    return 0;
 }

@@ -9,8 +9,9 @@
  * in the tree hand-writes the sequence.
  *
  * Errors: functions return 0 or a positive errno (callers format messages with
- * strerror), except core_fs_pread_all's CORE_ERR_TRUNCATED at end of file and
- * core_fs_read_file's CORE_ERR_TOO_LARGE.
+ * strerror), except core_fs_pread_all's CORE_ERR_TRUNCATED at end of file,
+ * core_fs_read_file's CORE_ERR_TOO_LARGE and core_fs_i64_load's
+ * CORE_ERR_CORRUPT.
  * Threads: plain syscalls; safe from any thread on distinct paths.
  */
 #ifndef EDDY_CORE_FS_H
@@ -37,6 +38,12 @@ int core_fs_write_atomic(const char *dir, const char *name, const void *data, si
  * is CORE_ERR_TOO_LARGE (max bounds what a config or upload may cost; pass
  * SIZE_MAX for none); open and read errors are their errno. */
 int core_fs_read_file(const char *path, size_t max, char **data, size_t *len);
+/* A durable counter file: "0\n<value>\n" (format version 0, a value ≥ 0),
+ * written with core_fs_write_atomic. load: a missing file is ENOENT (the
+ * caller decides what that means); anything but that exact form is
+ * CORE_ERR_CORRUPT. */
+int core_fs_i64_save(const char *dir, const char *name, int64_t value);
+int core_fs_i64_load(const char *dir, const char *name, int64_t *value);
 /* Removes path and everything below it (not following symlinks). A missing
  * path is success. Returns the first error met, after trying everything. */
 int core_fs_rm_rf(const char *path);

@@ -107,6 +107,33 @@ static void test_pread_all_reports_a_short_file(void **state)
     close(fd);
 }
 
+/* The counter file round-trips; a missing one is ENOENT; anything but
+ * "0\n<value ≥ 0>\n" is corrupt and leaves the value untouched. */
+static void test_i64_file_round_trips_and_refuses_any_other_form(void **state)
+{
+    (void)state;
+    int64_t v = 7;
+    assert_int_equal(core_fs_i64_load(g_dir, "ctr", &v), ENOENT);
+    assert_int_equal(core_fs_i64_save(g_dir, "ctr", INT64_MAX - 1), 0);
+    assert_int_equal(core_fs_i64_load(g_dir, "ctr", &v), 0);
+    assert_true(v == INT64_MAX - 1);
+    static const char *bad[] = {"1\n5\n", "0\n-5\n", "0\n5\nx", "0\n", "", "0\nfive\n", "0\n+5\n",
+                                "0\n9223372036854775808\n" /* INT64_MAX + 1 */,
+                                "0\n99999999999999999999999999999999999999999999999999999999\n"
+                                "9999999999999\n"};
+    char p[512];
+    snprintf(p, sizeof p, "%s/ctr", g_dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        v = 7;
+        assert_int_equal(core_fs_i64_load(g_dir, "ctr", &v), CORE_ERR_CORRUPT);
+        assert_true(v == 7);
+    }
+}
+
 static void test_read_file_reads_up_to_max_bytes_and_refuses_one_more(void **state)
 {
     (void)state;
@@ -146,6 +173,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rm_rf_removes_a_tree_and_accepts_a_missing_path, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pread_all_reports_a_short_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_i64_file_round_trips_and_refuses_any_other_form,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_file_reads_up_to_max_bytes_and_refuses_one_more,
                                         setup, teardown),
     };
