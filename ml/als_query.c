@@ -36,8 +36,115 @@ static int check_list(json_t *v, const char *name, char *errstr, size_t errstr_s
     return 0;
 }
 
+/* The plain-query scanner (als_query.h): a cursor over the body. */
+typedef struct {
+    const char *p, *end;
+} qscan_t;
+
+static void qscan_ws(qscan_t *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool qscan_char(qscan_t *s, char c)
+{
+    qscan_ws(s);
+    if (s->p == s->end || *s->p != c)
+        return false;
+    s->p++;
+    return true;
+}
+
+/* A string of printable ASCII without escapes; *out points into the body. */
+static bool qscan_string(qscan_t *s, const char **out, size_t *len)
+{
+    if (!qscan_char(s, '"'))
+        return false;
+    const char *start = s->p;
+    for (; s->p < s->end && *s->p != '"'; s->p++)
+        if ((unsigned char)*s->p < 0x20 || (unsigned char)*s->p > 0x7E || *s->p == '\\')
+            return false;
+    if (s->p == s->end)
+        return false;
+    *out = start;
+    *len = (size_t)(s->p++ - start);
+    return true;
+}
+
+/* 1..ALS_QUERY_MAX_NUM written as JSON writes an integer (no sign, no
+ * leading zero, no fraction or exponent). */
+static bool qscan_num(qscan_t *s, int *num)
+{
+    qscan_ws(s);
+    if (s->p == s->end || *s->p < '1' || *s->p > '9')
+        return false; /* "-1", "0", "01", "x": jansson says what is wrong */
+    int n = 0;
+    for (int digits = 1; s->p < s->end && *s->p >= '0' && *s->p <= '9'; s->p++, digits++) {
+        if (digits > 4)
+            return false;
+        n = n * 10 + (*s->p - '0');
+    }
+    if (n > ALS_QUERY_MAX_NUM)
+        return false;
+    if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
+        return false;
+    *num = n;
+    return true;
+}
+
+/* {"user": "<id>", "num": <n>} in either order; false when the body is
+ * anything else (including anything invalid). */
+static bool parse_plain(const char *body, size_t len, als_query_t *q)
+{
+    qscan_t s = {body, body + len};
+    const char *user = NULL;
+    size_t user_len = 0;
+    int num = 0;
+    if (!qscan_char(&s, '{'))
+        return false;
+    for (int field = 0; field < 2; field++) {
+        const char *key, *v;
+        size_t klen, vlen;
+        if ((field == 1 && !qscan_char(&s, ',')) || !qscan_string(&s, &key, &klen) ||
+            !qscan_char(&s, ':'))
+            return false;
+        if (klen == 4 && memcmp(key, "user", 4) == 0 && !user) {
+            if (!qscan_string(&s, &v, &vlen) || vlen > ALS_QUERY_PLAIN_USER_MAX)
+                return false;
+            user = v;
+            user_len = vlen;
+        } else if (klen == 3 && memcmp(key, "num", 3) == 0 && !num) {
+            if (!qscan_num(&s, &num))
+                return false;
+        } else {
+            return false;
+        }
+    }
+    if (!qscan_char(&s, '}'))
+        return false;
+    qscan_ws(&s);
+    if (s.p != s.end)
+        return false;
+    memset(q, 0, sizeof(*q));
+    memcpy(q->user_buf, user, user_len);
+    q->user_buf[user_len] = '\0';
+    q->user = q->user_buf;
+    q->num = num;
+    q->kind = ALS_QUERY_USER;
+    return true;
+}
+
 int als_query_parse(const char *body, size_t len, als_query_t *q, char *errstr,
                     size_t errstr_size)
+{
+    if (parse_plain(body, len, q))
+        return CORE_OK;
+    return als_query_parse_tree(body, len, q, errstr, errstr_size);
+}
+
+int als_query_parse_tree(const char *body, size_t len, als_query_t *q, char *errstr,
+                         size_t errstr_size)
 {
     memset(q, 0, sizeof(*q));
     json_error_t jerr;
@@ -381,11 +488,21 @@ static int rescore_candidates(qrun_t *r, const float *x, const uint16_t *cand, i
     for (int32_t w0 = 0; w0 < nb;) {
         int32_t n = 0; /* gather up to RESCORE_CHUNK - 64 candidates, then score them */
         for (; w0 < nb && n <= RESCORE_CHUNK - 4 * ALS_PANEL; w0 += 4) {
-            uint64_t word = 0; /* blocks w0..w0+3, lowest block in the low bits */
+            uint64_t word; /* blocks w0..w0+3, lowest block in the low bits */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(&word, cand + w0, sizeof(word));
+#else
+            word = 0;
             for (int q = 0; q < 4; q++)
                 word |= (uint64_t)cand[w0 + q] << (16 * q);
+#endif
             for (; word; word &= word - 1)
                 items[n++] = w0 * ALS_PANEL + __builtin_ctzll(word);
+        }
+        for (int32_t j = 0; j < n; j++) {
+            const char *row = (const char *)als_row(&m->V, items[j]);
+            for (int32_t off = 0; off < m->V.rank * (int32_t)sizeof(float); off += 64)
+                __builtin_prefetch(row + off);
         }
         int err = als_score_rows(x, &m->V, items, n, sc);
         if (err)

@@ -976,6 +976,88 @@ static int compare_fast_and_scan(als_model_t *m)
     return nonempty;
 }
 
+/* Parses body both ways (the plain-query scanner with jansson behind it,
+ * and jansson alone) and fails unless they agree; returns whether the
+ * scanner took it (no jansson tree). */
+static bool query_parsers_agree(const char *body, size_t len)
+{
+    char ea[256] = "", eb[256] = "";
+    als_query_t a, b;
+    const int ra = als_query_parse(body, len, &a, ea, sizeof ea);
+    const int rb = als_query_parse_tree(body, len, &b, eb, sizeof eb);
+    if (ra != rb)
+        fail_msg("%.*s: scanner says %d (%s), jansson %d (%s)", (int)len, body, ra, ea, rb, eb);
+    if (ra != 0) {
+        if (strcmp(ea, eb) != 0)
+            fail_msg("%.*s: '%s' vs '%s'", (int)len, body, ea, eb);
+        return false;
+    }
+    const bool plain = a.root == NULL;
+    if (a.kind != b.kind || a.num != b.num || !a.user != !b.user ||
+        (a.user && strcmp(a.user, b.user) != 0) || !a.items != !b.items || !a.black != !b.black)
+        fail_msg("%.*s: the two parsers read it differently", (int)len, body);
+    als_query_fini(&a);
+    als_query_fini(&b);
+    return plain;
+}
+
+static void test_plain_query_scanner_agrees_with_jansson(void **state)
+{
+    (void)state;
+    /* the plain path must be taken where it should, or it saves nothing */
+    const char *plain[] = {"{\"user\":\"u1\",\"num\":10}", " {\n\t\"num\" : 1000 ,\r\"user\":\"\"} ",
+                           "{\"user\":\"a b~!\",\"num\":1}"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        if (!query_parsers_agree(plain[i], strlen(plain[i])))
+            fail_msg("%s: not taken by the scanner", plain[i]);
+    const char *bodies[] = {
+        "{\"user\":\"u1\",\"num\":10}",
+        "{\"num\":7,\"user\":\"u2\"}",
+        "{\"user\":\"u1\",\"num\":010}",
+        "{\"user\":\"u1\",\"num\":1001}",
+        "{\"user\":\"u1\",\"num\":99999}",
+        "{\"user\":\"u1\",\"num\":0}",
+        "{\"user\":\"u1\",\"num\":-3}",
+        "{\"user\":\"u1\",\"num\":1.0}",
+        "{\"user\":\"u1\",\"num\":1e2}",
+        "{\"user\":\"u1\",\"num\":\"10\"}",
+        "{\"user\":\"u1\",\"user\":\"u2\",\"num\":3}",
+        "{\"user\":\"u1\",\"num\":3,\"num\":4}",
+        "{\"user\":\"\\u00e9\\\"x\",\"num\":2}",
+        "{\"user\":\"\xc3\xa9\",\"num\":2}",
+        "{\"user\":\"\xff\",\"num\":2}",
+        "{\"user\":7,\"num\":2}",
+        "{\"user\":\"u1\",\"num\":10,\"blackList\":[\"i1\"]}",
+        "{\"items\":[\"i1\",\"i2\"],\"num\":5}",
+        "{\"user\":\"u1\",\"items\":[\"i1\"],\"num\":5}",
+        "{\"user\":\"u1\"}",
+        "{\"num\":5}",
+        "{\"user\":\"u1\",\"num\":10,}",
+        "{\"user\":\"u1\" \"num\":10}",
+        "{\"user\":\"u1\",\"num\":10}}",
+        "[{\"user\":\"u1\",\"num\":10}]",
+        "{\"user\":\"0123456789012345678901234567890123456789012345678901234567890123\",\"num\":1}",
+        "{\"user\":\"012345678901234567890123456789012345678901234567890123456789012\",\"num\":1}",
+    };
+    const char subst[] = "\"{}:,0159-.e \\u\x7f";
+    int plain_taken = 0;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        const size_t len = strlen(bodies[i]);
+        char buf[160];
+        for (size_t cut = 0; cut <= len; cut++) /* every prefix */
+            plain_taken += query_parsers_agree(bodies[i], cut);
+        for (size_t at = 0; at < len; at++) /* every byte replaced */
+            for (size_t c = 0; c < sizeof(subst) - 1; c++) {
+                memcpy(buf, bodies[i], len);
+                buf[at] = subst[c];
+                plain_taken += query_parsers_agree(buf, len);
+            }
+        const char *nul = "{\"user\":\"u\0\",\"num\":1}"; /* a NUL byte inside */
+        plain_taken += query_parsers_agree(nul, 22);
+    }
+    assert_true(plain_taken > 100);
+}
+
 static void test_fast_query_path_answers_like_the_float_scan(void **state)
 {
     (void)state;
@@ -1277,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_score_all_panel_and_rows_match_scalar_dot_products),
         cmocka_unit_test(test_qpanel_bounds_enclose_float_scores_with_both_kernels),
         cmocka_unit_test(test_qpanel_candidates_hold_the_exact_top_k),
+        cmocka_unit_test(test_plain_query_scanner_agrees_with_jansson),
         cmocka_unit_test(test_fast_query_path_answers_like_the_float_scan),
         cmocka_unit_test(test_fmt_float_matches_printf_and_round_trips),
         cmocka_unit_test(test_model_encode_decode_round_trips_everything),
