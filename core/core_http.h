@@ -163,8 +163,9 @@ const char *core_http_req_header(const core_http_req_t *req, const char *name);
 /* The body, NUL-terminated for convenience (len excludes the NUL); an empty
  * body is "" with len 0. */
 const char *core_http_req_body(const core_http_req_t *req, size_t *len);
-/* Peer address as text ("127.0.0.1"), never NULL. */
-const char *core_http_req_peer(const core_http_req_t *req);
+/* Peer address as text ("127.0.0.1", "?" when unknown), never NULL;
+ * formatted on the first call, then kept with the request. */
+const char *core_http_req_peer(core_http_req_t *req);
 
 /* Per-request arena: memory freed when the request ends. Aborts on OOM for
  * small sizes; returns NULL when n exceeds the body limit + 1 MiB (sizes

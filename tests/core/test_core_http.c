@@ -60,7 +60,10 @@ static void h_two(core_http_req_t *req, void *user)
 {
     const char *a = core_http_req_param(req, "a"), *b = core_http_req_param(req, "b");
     char out[256];
-    snprintf(out, sizeof(out), "%s|%s", a, b);
+    const char *peer = core_http_req_peer(req);
+    if (core_http_req_peer(req) != peer) /* formatted once, then kept */
+        peer = "changed";
+    snprintf(out, sizeof(out), "%s|%s|%s", a, b, peer);
     core_http_reply_text(req, 200, out);
 }
 
@@ -214,7 +217,7 @@ static void test_route_with_two_captures(void **state)
     resp_t r;
     assert_int_equal(request(f->port, "GET /t/one/x/two HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
     assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "one|two");
+    assert_string_equal(r.body, "one|two|127.0.0.1"); /* with the peer's address */
     /* an empty capture does not match */
     assert_int_equal(request(f->port, "GET /t//x/two HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
     assert_int_equal(r.status, 404);
