@@ -4,16 +4,19 @@ file of the same size (the ceiling), same machine, same run, same wrk load.
 
   bench/ml_serve_bench.py [--eddy build/eddy] [--items 10000] [--rank 50]
                           [--users 5000] [--duration 5] [--connections 64] [--runs 1]
-                          [--layout both|shared|pinned]
+                          [--layout all|both|shared|single|pinned]
 
 Trains a model on generated ratings (ITEMS items, rank RANK), starts
 `eddy serve` and nginx on free loopback ports, runs wrk with a Lua script that
 posts real query bodies (a different known user each request, num 10) and
 prints a markdown table: requests/s, p50, p99, ratio to nginx.
 
-Two layouts, both servers treated alike:
+Three layouts, both servers treated alike:
   shared  wrk (2 threads) and the server (2 threads / 2 nginx workers) share
-          both cores, as a default deployment would;
+          both cores, as a default deployment would; four busy threads on two
+          cores, so a server thread waits out whole scheduler slices while its
+          connections' requests wait with it (p99 shows the scheduler);
+  single  the same, with one server thread / one nginx worker;
   pinned  wrk (1 thread) on core 0, the server (1 thread / 1 nginx worker) on
           core 1 (taskset): the server's latency without the load generator
           preempting it, so p99 shows the server rather than the scheduler.
@@ -96,6 +99,15 @@ def wrk(url, script, duration, conns, threads, cpu=None):
             "sock": sock.group(1) if sock else "", "raw": out}
 
 
+# layout: (wrk threads (None = --wrk-threads), wrk's core, server threads / nginx
+# workers (0 = one per core), server's core); None = wherever the scheduler puts it
+LAYOUTS = {
+    "shared": (None, None, 0, None),
+    "single": (None, None, 1, None),
+    "pinned": (1, 0, 1, 1),
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--eddy", default=os.environ.get("EDDY", "build/eddy"))
@@ -106,7 +118,8 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=1, help="runs per layout (one row each)")
-    ap.add_argument("--layout", choices=["both", "shared", "pinned"], default="both")
+    ap.add_argument("--layout", choices=["all", "both", "shared", "single", "pinned"], default="all",
+                    help="both = shared and pinned")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="eddy-serve-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
@@ -192,17 +205,18 @@ http {
             assert wait_port(nport, time.time() + 10), "nginx did not start"
             return ng, nport
 
-        def measure(pinned):
-            threads = 1 if pinned else a.wrk_threads
-            load_cpu = 0 if pinned else None
-            srv, port = start_eddy(1 if pinned else 0, 1 if pinned else None)
+        def measure(layout):
+            threads, load_cpu, server_threads, server_cpu = LAYOUTS[layout]
+            if threads is None:
+                threads = a.wrk_threads
+            srv, port = start_eddy(server_threads, server_cpu)
             url = "http://127.0.0.1:%d/queries.json" % port
             wrk(url, lua, 1, a.connections, threads, load_cpu)  # warm-up
             c0 = cpu_seconds(srv.pid)
             e = wrk(url, lua, a.duration, a.connections, threads, load_cpu)
             e["cpu_us"] = (cpu_seconds(srv.pid) - c0) / (e["rps"] * a.duration) * 1e6
             stop(srv)
-            ng, nport = start_nginx(1 if pinned else "auto", 1 if pinned else None)
+            ng, nport = start_nginx(server_threads or "auto", server_cpu)
             url = "http://127.0.0.1:%d/answer.json" % nport
             wrk(url, None, 1, a.connections, threads, load_cpu)
             c0 = cpu_seconds(ng.pid)
@@ -217,13 +231,16 @@ http {
         print()
         print("| layout | server | requests/s | p50 (ms) | p99 (ms) | server CPU µs/request | non-2xx | eddy / nginx |")
         print("|---|---|---|---|---|---|---|---|")
-        layouts = {"both": [False, True], "shared": [False], "pinned": [True]}[a.layout]
-        for pinned in [p for p in layouts for _ in range(a.runs)]:
-            if pinned and os.cpu_count() < 2:
+        layouts = {"all": ["shared", "single", "pinned"], "both": ["shared", "pinned"]}.get(
+            a.layout, [a.layout])
+        for layout in [l for l in layouts for _ in range(a.runs)]:
+            if layout == "pinned" and os.cpu_count() < 2:
                 continue
-            e, n = measure(pinned)
-            lay = ("pinned: wrk -t1 on core 0, server 1 thread on core 1" if pinned
-                   else "shared: wrk -t%d, server %d threads, 2 cores" % (a.wrk_threads, os.cpu_count()))
+            e, n = measure(layout)
+            lay = {"pinned": "pinned: wrk -t1 on core 0, server 1 thread on core 1",
+                   "single": "single: wrk -t%d, server 1 thread, %d cores" % (a.wrk_threads, os.cpu_count()),
+                   "shared": "shared: wrk -t%d, server %d threads, %d cores"
+                             % (a.wrk_threads, os.cpu_count(), os.cpu_count())}[layout]
             print("| %s | eddy serve POST /queries.json (top-10 of %d items, rank %d) | %.0f | %.2f | %.2f | %.1f | %d | %.0f%% |"
                   % (lay, info["items"], a.rank, e["rps"], e["p50"], e["p99"], e["cpu_us"], e["non2xx"],
                      100.0 * e["rps"] / n["rps"]))
