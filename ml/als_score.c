@@ -199,27 +199,46 @@ __attribute__((target("avx512f"))) static void score_panel_avx512(const float *x
     }
 }
 
-/* One row: the same fused multiply-add chain in scalar form. */
-__attribute__((target("avx512f,fma"))) static float score_row_fma(const float *x, const float *y,
-                                                              int32_t rank)
+/* score_rows_avx512 for models past 2^31 floats, where int32 gather
+ * offsets would wrap: 64-bit offsets, so 8 rows per gather; the same fused
+ * multiply-add chain per lane, so the same bits. */
+__attribute__((target("avx512f,fma"))) static void score_rows_avx512_wide(const float *x,
+                                                                         const als_factors_t *V,
+                                                                         const int32_t *items,
+                                                                         int32_t n, float *out)
 {
-    __m128 acc = _mm_setzero_ps();
-    for (int32_t a = 0; a < rank; a++)
-        acc = _mm_fmadd_ss(_mm_set_ss(x[a]), _mm_set_ss(y[a]), acc);
-    return _mm_cvtss_f32(acc);
+    for (int32_t c = 0; c < n; c += 8) {
+        const int32_t cnt = n - c < 8 ? n - c : 8;
+        const __mmask8 lanes = (__mmask8)((1u << cnt) - 1);
+        int32_t idx[8] = {0};
+        memcpy(idx, items + c, (size_t)cnt * sizeof(int32_t));
+        /* mul_epi32: each 64-bit lane's low 32 bits, signed, times the stride */
+        const __m512i rows =
+            _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)idx)),
+                             _mm512_set1_epi64(V->stride));
+        __m256 acc = _mm256_setzero_ps();
+        for (int32_t a = 0; a < V->rank; a++) {
+            const __m256 y = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), lanes,
+                                                      _mm512_add_epi64(rows, _mm512_set1_epi64(a)),
+                                                      V->x, 4);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(x[a]), y, acc);
+        }
+        float lane[8];
+        _mm256_storeu_ps(lane, acc);
+        memcpy(out + c, lane, (size_t)cnt * sizeof(float));
+    }
 }
 
 /* 16 rows at a time, gathered: the same fused multiply-add chain per lane
- * as score_panel_avx512, so the same bits. Gather offsets are int32: models
- * with more floats than that take the scalar chain. */
+ * as score_panel_avx512, so the same bits. Gather offsets are int32: larger
+ * models take score_rows_avx512_wide. */
 __attribute__((target("avx512f"))) static void score_rows_avx512(const float *x,
                                                                 const als_factors_t *V,
                                                                 const int32_t *items, int32_t n,
                                                                 float *out)
 {
     if ((int64_t)V->n * V->stride > INT32_MAX) {
-        for (int32_t j = 0; j < n; j++)
-            out[j] = score_row_fma(x, als_row(V, items[j]), V->rank);
+        score_rows_avx512_wide(x, V, items, n, out);
         return;
     }
     for (int32_t c = 0; c < n; c += ALS_PANEL) {
@@ -248,6 +267,18 @@ void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank
     }
 #endif
     score_panel_generic(x, panel, n, rank, out);
+}
+
+int als__score_rows_wide(const float *x, const als_factors_t *V, const int32_t *items,
+                         int32_t n, float *out)
+{
+#ifdef ALS_HAVE_AVX512
+    if (cpu_has_avx512f()) {
+        score_rows_avx512_wide(x, V, items, n, out);
+        return CORE_OK;
+    }
+#endif
+    return als_score_rows(x, V, items, n, out);
 }
 
 int als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,

@@ -94,6 +94,10 @@ void als_score_panel(const float *x, const float *panel, int32_t n, int32_t rank
  * instead of a whole panel block). */
 int als_score_rows(const float *x, const als_factors_t *V, const int32_t *items, int32_t n,
                    float *out); /* CORE_OK, or CORE_ERR_NOMEM (CPUs without AVX-512 only) */
+/* als_score_rows's path for models past 2^31 floats (64-bit gather
+ * offsets), callable on any model so tests can hold it to the same bits. */
+int als__score_rows_wide(const float *x, const als_factors_t *V, const int32_t *items,
+                         int32_t n, float *out);
 
 /* ---- int8 pre-scoring with exact bounds (the serving fast path) ---------------
  *

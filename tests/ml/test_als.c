@@ -742,6 +742,12 @@ static void test_score_all_panel_and_rows_match_scalar_dot_products(void **state
     als_score_rows(x, &V, items, 37, out3);
     for (int j = 0; j < 37; j++)
         CHECK(memcmp(&out3[j], &out2[items[j]], sizeof(float)) == 0);
+    /* so does the path of models past 2^31 floats (64-bit offsets, 8 rows
+     * a gather: 37 = four full gathers and a tail) */
+    memset(out3, 0, sizeof(out3));
+    als__score_rows_wide(x, &V, items, 37, out3);
+    for (int j = 0; j < 37; j++)
+        CHECK(memcmp(&out3[j], &out2[items[j]], sizeof(float)) == 0);
     free(P);
     free(out2);
     free(x);
