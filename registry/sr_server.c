@@ -1,6 +1,7 @@
 #include "registry/sr_server.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,11 @@ static void h_register(core_http_req_t *req, void *user)
     int id = sr_state_find_id(SRV->state, canonical);
     if (!id)
         id = sr_state_next_id(SRV->state);
+    if (!id || max_version == INT32_MAX) {
+        fail(req, 50001, "Error while registering: %s", /* the log reached Java's int limit */
+             id ? "this subject has no version number left" : "no schema id left");
+        goto out;
+    }
     int version = max_version + 1;
     if (!append(SRV, req, sr_key_schema(subject, version),
                 sr_value_schema(subject, version, id, canonical, false))) {

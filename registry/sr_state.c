@@ -1,5 +1,6 @@
 #include "registry/sr_state.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,7 +92,7 @@ int sr_state_find_id(const sr_state_t *st, const char *canonical)
 
 int sr_state_next_id(const sr_state_t *st)
 {
-    return st->max_id + 1;
+    return st->max_id == INT32_MAX ? 0 : st->max_id + 1;
 }
 
 static void schema_remember(sr_state_t *st, int id, const char *text)
@@ -110,7 +111,9 @@ static int apply_schema(sr_state_t *st, json_t *key, json_t *val)
 {
     const char *subject = json_string_value(json_object_get(key, "subject"));
     json_int_t version = json_integer_value(json_object_get(key, "version"));
-    if (!subject || version < 1)
+    /* Versions and ids are Java ints in Confluent's records: anything wider
+     * would be truncated into a duplicate or negative version. */
+    if (!subject || version < 1 || version > INT32_MAX)
         return CORE_ERR_MALFORMED;
     sr_subject_t *s = subject_get(st, subject);
     if (!val) { /* hard delete of one version */
@@ -125,7 +128,7 @@ static int apply_schema(sr_state_t *st, json_t *key, json_t *val)
     }
     json_int_t id = json_integer_value(json_object_get(val, "id"));
     const char *schema = json_string_value(json_object_get(val, "schema"));
-    if (id < 1 || !schema)
+    if (id < 1 || id > INT32_MAX || !schema)
         return CORE_ERR_MALFORMED;
     schema_remember(st, (int)id, schema);
     s = subject_add(st, subject);

@@ -42,7 +42,10 @@ sr_state_t *sr_state_new(void);
 void sr_state_free(sr_state_t *st);
 
 /* Applies one log record (value NULL = tombstone). Malformed records are
- * skipped with CORE_ERR_MALFORMED (the log is ours, so this means damage). */
+ * skipped with CORE_ERR_MALFORMED: the log is ours, but `_schemas` is a topic
+ * any Kafka client can write, so every field is checked (versions and ids
+ * must be in 1..INT32_MAX, as Confluent's Java ints are). Fuzzed by
+ * fuzz/fuzz_sr_state.c. */
 int sr_state_apply(sr_state_t *st, const char *key, size_t klen, const char *value, size_t vlen);
 
 /* Lookups (borrowed results). */
@@ -55,6 +58,7 @@ int sr_state_find_version(const sr_state_t *st, const char *subject, const char 
                           sr_version_t *out);
 /* Id of a canonical schema known under any subject; 0 if none. */
 int sr_state_find_id(const sr_state_t *st, const char *canonical);
+/* One past the highest id ever seen; 0 once INT32_MAX was used (no id left). */
 int sr_state_next_id(const sr_state_t *st);
 /* Effective level of a subject (subject config, else global, else BACKWARD);
  * *own tells whether the subject has its own config. */
