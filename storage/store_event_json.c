@@ -116,9 +116,16 @@ static char *put_digits(char *w, unsigned v, int n)
 
 void store_time_format(int64_t ms, int16_t tz_min, char out[STORE_TIME_TEXT_MAX])
 {
-    int64_t local = ms + (int64_t)tz_min * 60000;
-    int64_t days = local >= 0 ? local / 86400000 : -((-local + 86399999) / 86400000);
-    int64_t rem = local - days * 86400000;
+    /* Any int64 comes back from a damaged or foreign record: saturate rather
+     * than overflow (found by fuzz_store_record). */
+    int64_t local;
+    if (__builtin_add_overflow(ms, (int64_t)tz_min * 60000, &local))
+        local = tz_min < 0 ? INT64_MIN : INT64_MAX;
+    int64_t days = local / 86400000, rem = local % 86400000;
+    if (rem < 0) {
+        days--;
+        rem += 86400000;
+    }
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);

@@ -1330,6 +1330,14 @@ static void test_time_parser_accepts_pio_layouts_and_rejects_the_rest(void **sta
     assert_string_equal(out, "1969-12-31T23:59:59.999Z");
     store_time_format(0, 330, out);
     assert_string_equal(out, "1970-01-01T05:30:00.000+05:30");
+    /* Any int64 may come back from a damaged record (fuzz_store_record):
+     * the extremes used to overflow; now they saturate. */
+    store_time_format(INT64_MIN, 0, out);
+    assert_string_equal(out, "-292275055-05-16T16:47:04.192Z");
+    store_time_format(INT64_MAX, 1, out);
+    assert_string_equal(out, "292278994-08-17T07:12:55.807+00:01");
+    store_time_format(INT64_MIN + 1, -32768, out);
+    assert_string_equal(out, "-292275055-05-16T16:47:04.192-546:08");
 }
 
 static void test_event_json_rejects_bad_input_with_clear_messages(void **state)
