@@ -7,6 +7,7 @@
 
 #include "core/core_alloc.h"
 #include "core/core_err.h"
+#include "core/core_fs.h"
 
 int core_parse_int(const char *s, int64_t *out)
 {
@@ -222,31 +223,44 @@ static char *trim(char *s)
     return s;
 }
 
-int core_conf_load_file(const core_opt_t *opts, void *target, const char *path,
-                        const char *prefix, char *errstr, size_t errstr_size)
+int core_conf__load_text(const core_opt_t *opts, void *target, const char *text, size_t len,
+                         const char *name, const char *prefix, char *errstr,
+                         size_t errstr_size)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return core_errf(errno, errstr, errstr_size, "cannot open %s: %s", path, strerror(errno));
-    char line[4096];
     int lineno = 0, rc = CORE_OK;
     size_t plen = prefix ? strlen(prefix) : 0;
-    while (fgets(line, sizeof line, f)) {
+    const char *p = text, *end = text + len;
+    while (p < end && !rc) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         lineno++;
+        if (memchr(p, '\0', n)) {
+            rc = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s:%d: NUL byte", name, lineno);
+            break;
+        }
+        char *line = core_xmalloc(n + 1); /* any length: no line is cut in two */
+        memcpy(line, p, n);
+        line[n] = 0;
+        p += n + (nl != NULL);
         char *s = trim(line);
-        if (!*s || *s == '#' || *s == '!')
+        if (!*s || *s == '#' || *s == '!') {
+            free(line);
             continue;
+        }
         char *sep = strpbrk(s, "=:");
         if (!sep) {
             rc = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s:%d: expected key=value",
-                           path, lineno);
+                           name, lineno);
+            free(line);
             break;
         }
         *sep = 0;
         char *key = trim(s), *value = trim(sep + 1);
         if (prefix) {
-            if (strncmp(key, prefix, plen) || key[plen] != '.')
+            if (strncmp(key, prefix, plen) || key[plen] != '.') {
+                free(line);
                 continue; /* belongs to another role */
+            }
             key += plen + 1;
         }
         /* property keys may use '.' or '-' between words; flags use '-' */
@@ -254,13 +268,26 @@ int core_conf_load_file(const core_opt_t *opts, void *target, const char *path,
             if (*k == '.')
                 *k = '-';
         char msg[256];
-        rc = core_conf_set(opts, target, key, value, msg, sizeof msg);
-        if (rc) {
-            rc = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s:%d: %s", path, lineno, msg);
-            break;
-        }
+        if (core_conf_set(opts, target, key, value, msg, sizeof msg))
+            rc = core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s:%d: %s", name, lineno, msg);
+        free(line);
     }
-    fclose(f);
+    return rc;
+}
+
+int core_conf_load_file(const core_opt_t *opts, void *target, const char *path,
+                        const char *prefix, char *errstr, size_t errstr_size)
+{
+    char *text;
+    size_t len;
+    int e = core_fs_read_file(path, CORE_CONF_MAX_FILE, &text, &len);
+    if (e == CORE_ERR_TOO_LARGE)
+        return core_errf(CORE_ERR_INVAL, errstr, errstr_size, "%s: larger than %d bytes", path,
+                         CORE_CONF_MAX_FILE);
+    if (e)
+        return core_errf(e, errstr, errstr_size, "cannot open %s: %s", path, strerror(e));
+    int rc = core_conf__load_text(opts, target, text, len, path, prefix, errstr, errstr_size);
+    free(text);
     return rc;
 }
 

@@ -73,6 +73,14 @@ int core_conf_set(const core_opt_t *opts, void *target, const char *name, const 
  * prefixes are ignored, unknown keys under this prefix are an error. */
 int core_conf_load_file(const core_opt_t *opts, void *target, const char *path,
                         const char *prefix, char *errstr, size_t errstr_size);
+/* A properties file larger than this is refused (it is a hand-written config). */
+#define CORE_CONF_MAX_FILE (1 << 20)
+/* core_conf_load_file on text already in memory (name stands for the path in
+ * messages; a NUL byte is an error). Exists for tests and fuzzing
+ * (fuzz/fuzz_conf.c). */
+int core_conf__load_text(const core_opt_t *opts, void *target, const char *text, size_t len,
+                         const char *name, const char *prefix, char *errstr,
+                         size_t errstr_size);
 
 /* Prints "usage" then one line per option with its default. */
 void core_conf_usage(FILE *out, const char *usage, const char *summary, const core_opt_t *opts);

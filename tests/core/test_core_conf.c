@@ -98,6 +98,40 @@ static void test_properties_file_uses_the_same_table(void **state)
     core_conf_free(opts, &c);
 }
 
+/* A line longer than the reader's old 4096-byte buffer used to be cut in
+ * two: the value truncated and its tail read as a line of its own. */
+static void test_properties_long_line_is_one_line(void **state)
+{
+    char path[] = "/tmp/eddy-conf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    enum { LONG = 6000 };
+    char *text = malloc(LONG + 64);
+    int n = sprintf(text, "broker.config = ");
+    memset(text + n, 'a', LONG);
+    memcpy(text + n + 4100, "=x", 2); /* the old tail even looked like key=value */
+    strcpy(text + n + LONG, "\nbroker.partitions=3\n");
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    t_conf c;
+    char err[256];
+    core_conf_defaults(opts, &c, err, sizeof err);
+    int rc = core_conf_load_file(opts, &c, path, "broker", err, sizeof err);
+    if (rc)
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.config.n, 1);
+    assert_int_equal(strlen(c.config.v[0]), LONG);
+    assert_int_equal(c.partitions, 3);
+    /* and a refusal still names file and line */
+    assert_int_equal(core_conf__load_text(opts, &c, "a=1\nbroker.nope=1\n", 18, "F", "broker",
+                                          err, sizeof err),
+                     CORE_ERR_INVAL);
+    assert_non_null(strstr(err, "F:2: unknown setting 'nope'"));
+    unlink(path);
+    free(text);
+    core_conf_free(opts, &c);
+}
+
 /* Runs core_conf_begin with stdout and stderr captured into out and err. */
 static int begin_captured(const core_cmd_t *cmd, t_conf *c, int argc, char **argv, char *out,
                           char *err, size_t size)
@@ -188,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_defaults_then_flags_in_both_spellings),
         cmocka_unit_test(test_unknown_flag_and_bad_value_name_the_flag),
         cmocka_unit_test(test_properties_file_uses_the_same_table),
+        cmocka_unit_test(test_properties_long_line_is_one_line),
         cmocka_unit_test(test_hostport_parsing),
         cmocka_unit_test(test_command_start_runs_helps_and_names_usage_errors),
     };
