@@ -1404,7 +1404,8 @@ int broker_cg_group_info(broker_cg_t *cg, const char *group, broker_cg_info_t *i
 
 /* Does a consumer-protocol Assignment (version, [topic, [partition]], user_data)
  * list (topic, partition)? Malformed bytes simply do not match. */
-static bool assignment_has(const uint8_t *p, size_t n, const char *topic, int32_t partition)
+bool broker_cg__assignment_has(const uint8_t *p, size_t n, const char *topic,
+                               int32_t partition)
 {
     if (!p || n < 2)
         return false;
@@ -1430,7 +1431,7 @@ bool broker_cg_owner(broker_cg_t *cg, const char *group, const char *topic, int3
     if (!g || g->state != BROKER_CG_STABLE)
         return false;
     for (int i = 0; i < g->nmembers; i++)
-        if (assignment_has(g->members[i]->assignment, g->members[i]->assignment_len, topic,
+        if (broker_cg__assignment_has(g->members[i]->assignment, g->members[i]->assignment_len, topic,
                            partition)) {
             *client_id = g->members[i]->client_id;
             *client_host = g->members[i]->client_host;

@@ -428,6 +428,12 @@ int broker_cg_group_info(broker_cg_t *cg, const char *group, broker_cg_info_t *i
  * when a member owns it. */
 bool broker_cg_owner(broker_cg_t *cg, const char *group, const char *topic, int32_t partition,
                      const char **client_id, const char **client_host);
+/* Whether a consumer-protocol Assignment (i16 version, [topic [partition]],
+ * user_data: client bytes, never trusted) lists (topic, partition); malformed
+ * bytes simply do not match. Used by broker_cg_owner; exposed for tests and
+ * fuzzing (fuzz/fuzz_assignment.c). */
+bool broker_cg__assignment_has(const uint8_t *p, size_t n, const char *topic,
+                               int32_t partition);
 
 /* Counts of groups (for metrics). */
 int broker_cg_group_count(const broker_cg_t *cg);
