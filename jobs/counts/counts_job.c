@@ -80,8 +80,9 @@ static int counts_init(eddy_ctx_t *ctx, const char *config_json)
     json_decref(cfg);
     if (cw_conf_check(&j->conf)) {
         eddy_log(ctx, EDDY_LOG_ERROR,
-                 "bad window config: sizes >= 0, one kind at least, slide_ms > 0 dividing "
-                 "sliding_ms (at most 1000 windows per record), lateness_ms >= 0");
+                 "bad window config: sizes in 0..2^60 ms, one kind at least, slide_ms > 0 "
+                 "dividing sliding_ms (at most 1000 windows per record), lateness_ms in "
+                 "0..2^60");
         return -1;
     }
     j->w = cw_new(&j->conf);
@@ -139,7 +140,8 @@ static int counts_process(eddy_ctx_t *ctx, const eddy_record_t *records, size_t 
         int dropped;
         rc = cw_add(j->w, c.userid, c.event, c.ts, &dropped);
         if (rc == CW_EINVAL) {
-            if (to_dlq(ctx, j, r, "user or event name longer than 1024 bytes"))
+            if (to_dlq(ctx, j, r, "user or event name longer than 1024 bytes, or event time "
+                                  "beyond 2^60 ms from 1970"))
                 return -1;
             continue;
         }

@@ -26,7 +26,9 @@ struct cw {
 
 int cw_conf_check(const cw_conf_t *c)
 {
-    if (c->tumbling_ms < 0 || c->sliding_ms < 0 || c->lateness_ms < 0)
+    if (c->tumbling_ms < 0 || c->sliding_ms < 0 || c->lateness_ms < 0 ||
+        c->tumbling_ms > CW_TIME_MAX || c->sliding_ms > CW_TIME_MAX ||
+        c->lateness_ms > CW_TIME_MAX)
         return CW_EINVAL;
     if (!c->tumbling_ms && !c->sliding_ms)
         return CW_EINVAL;
@@ -193,7 +195,7 @@ int cw_add(cw_t *w, const char *user, const char *event, int64_t ts, int *droppe
 {
     size_t ul = strlen(user), el = strlen(event);
     *dropped = 0;
-    if (ul > CW_MAX_NAME || el > CW_MAX_NAME)
+    if (ul > CW_MAX_NAME || el > CW_MAX_NAME || ts < -CW_TIME_MAX || ts > CW_TIME_MAX)
         return CW_EINVAL;
     cw_window_t win[1 + 1000];
     int nwin = cw_assign(&w->conf, ts, win, (int)(sizeof win / sizeof win[0]));
@@ -352,7 +354,8 @@ int cw_load(cw_t *w, const void *blob, size_t len)
     int64_t max_ts = (int64_t)get(&r, 8);
     uint64_t n = get(&r, 8);
     /* each window takes at least 33 bytes: the count cannot exceed what remains */
-    if (r.err || n > CW_MAX_OPEN || n > (uint64_t)(r.end - r.p) / 33)
+    if (r.err || n > CW_MAX_OPEN || n > (uint64_t)(r.end - r.p) / 33 ||
+        (max_ts != CW_NO_TIME && (max_ts < -CW_TIME_MAX || max_ts > CW_TIME_MAX)))
         return CW_ECORRUPT;
     char user[CW_MAX_NAME + 1], event[CW_MAX_NAME + 1];
     for (uint64_t i = 0; i < n; i++) {
@@ -362,7 +365,9 @@ int cw_load(cw_t *w, const void *blob, size_t len)
         win.end = (int64_t)get(&r, 8);
         int64_t count = (int64_t)get(&r, 8);
         uint64_t ul = get(&r, 4), el = get(&r, 4);
+        /* windows of in-range times start and end within 2 * CW_TIME_MAX */
         if (r.err || (win.kind != CW_TUMBLING && win.kind != CW_SLIDING) || count < 0 ||
+            win.start < -2 * CW_TIME_MAX || win.end > 2 * CW_TIME_MAX || win.end <= win.start ||
             ul > CW_MAX_NAME || el > CW_MAX_NAME || (uint64_t)(r.end - r.p) < ul + el)
             goto corrupt;
         memcpy(user, r.p, ul);

@@ -37,6 +37,11 @@
 #define CW_MAX_OPEN 4000000 /* open windows per partition: bounds memory and state size */
 #define CW_MAX_NAME 1024    /* longer user/event names are rejected */
 #define CW_NO_TIME INT64_MIN
+/* Event times (and window sizes, lateness) are bounded so that window
+ * arithmetic (start + size, max time - lateness) never overflows: a record's
+ * time is a producer's int64. |ts| <= 2^60 ms is some 36 million years
+ * either side of 1970; a record beyond is refused, a state beyond is corrupt. */
+#define CW_TIME_MAX (INT64_C(1) << 60)
 
 #define CW_OK 0
 #define CW_ELATE 1      /* cw_add: every window of the record is closed */
@@ -65,8 +70,8 @@ typedef struct cw_result {
 
 typedef struct cw cw_t;
 
-/* Checks conf: sizes >= 0, at least one kind, slide_every > 0 and dividing
- * sliding_ms, lateness >= 0. Returns CW_OK or CW_EINVAL. */
+/* Checks conf: sizes and lateness in 0..CW_TIME_MAX, at least one kind,
+ * slide_every > 0 and dividing sliding_ms. Returns CW_OK or CW_EINVAL. */
 int cw_conf_check(const cw_conf_t *conf);
 
 /* The windows of ts (tumbling first, then sliding by start). Returns how many
@@ -77,8 +82,9 @@ cw_t *cw_new(const cw_conf_t *conf);
 void cw_free(cw_t *w);
 
 /* Counts one record. Returns CW_OK (added to at least one open window; the
- * watermark may have moved), CW_ELATE, CW_EINVAL or CW_ELIMIT (nothing
- * changed). *dropped receives the number of its windows that were closed. */
+ * watermark may have moved), CW_ELATE, CW_EINVAL (a name longer than
+ * CW_MAX_NAME, or |ts| > CW_TIME_MAX) or CW_ELIMIT (nothing changed).
+ * *dropped receives the number of its windows that were closed. */
 int cw_add(cw_t *w, const char *user, const char *event, int64_t ts, int *dropped);
 
 /* Reports every open window with end <= watermark, ordered by (end, kind,

@@ -240,6 +240,42 @@ static void test_load_rejects_every_truncation_and_bad_fields(void **state)
     cw_free(x);
 }
 
+/* A record's time is any int64 a producer wrote, and a state blob any bytes:
+ * times near the int64 ends used to overflow the window and watermark
+ * arithmetic (found by fuzz_counts_state under -fno-sanitize-recover). */
+static void test_times_beyond_the_limit_are_refused_not_overflowed(void **state)
+{
+    (void)state;
+    cw_t *w = cw_new(&CONF);
+    int dropped;
+    assert_int_equal(cw_add(w, "u", "view", INT64_MIN + 3, &dropped), CW_EINVAL);
+    assert_int_equal(cw_add(w, "u", "view", INT64_MAX, &dropped), CW_EINVAL);
+    assert_int_equal(cw_add(w, "u", "view", CW_TIME_MAX + 1, &dropped), CW_EINVAL);
+    assert_int_equal(cw_open_count(w), 0);
+    assert_int_equal(cw_watermark(w), CW_NO_TIME);
+    /* the extremes allowed work, with the exact windows */
+    assert_int_equal(cw_add(w, "u", "view", -CW_TIME_MAX, &dropped), CW_OK);
+    assert_int_equal(cw_watermark(w), -CW_TIME_MAX - CONF.lateness_ms);
+    assert_int_equal(cw_add(w, "u", "view", CW_TIME_MAX, &dropped), CW_OK);
+    assert_int_equal(cw_watermark(w), CW_TIME_MAX - CONF.lateness_ms);
+    /* a saved state whose max time is out of range does not load */
+    uint8_t *blob;
+    size_t len;
+    assert_int_equal(cw_save(w, &blob, &len), CW_OK);
+    cw_t *x = cw_new(&CONF);
+    assert_int_equal(cw_load(x, blob, len), CW_OK);
+    uint64_t bad_ts = (uint64_t)INT64_MIN + 3;
+    for (int i = 0; i < 8; i++) /* the blob is little-endian; max time follows the magic */
+        blob[4 + i] = (uint8_t)(bad_ts >> (8 * i));
+    assert_int_equal(cw_load(x, blob, len), CW_ECORRUPT);
+    cw_conf_t c = CONF;
+    c.lateness_ms = INT64_MAX;
+    assert_int_equal(cw_conf_check(&c), CW_EINVAL);
+    free(blob);
+    cw_free(w);
+    cw_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_sliding_record_late_for_some_windows_counts_in_the_open_ones),
         cmocka_unit_test(test_state_round_trip_continues_exactly),
         cmocka_unit_test(test_load_rejects_every_truncation_and_bad_fields),
+        cmocka_unit_test(test_times_beyond_the_limit_are_refused_not_overflowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
