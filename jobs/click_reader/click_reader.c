@@ -1,5 +1,6 @@
 #include "click_reader.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,17 +139,10 @@ static avro_schema_t reader_for(avro_schema_t writer)
     return r;
 }
 
-/* The cached entry for id, fetched and resolved on first use. NULL (reason
- * set) only when the registry is unavailable. */
-static cr_schema_t *schema_get(click_reader_t *cr, int32_t id, char *reason, size_t rs)
+/* Caches id's entry from the registry's answer (rc from fetch_schema, CLICK_OK
+ * or CLICK_EBAD; text is freed here) and resolves it against the reader. */
+static cr_schema_t *schema_add(click_reader_t *cr, int32_t id, int rc, char *text)
 {
-    for (int i = 0; i < cr->nschemas; i++)
-        if (cr->schemas[i].id == id)
-            return &cr->schemas[i];
-    char *text = NULL;
-    int rc = fetch_schema(cr, id, &text, reason, rs);
-    if (rc == CLICK_EUNAVAILABLE)
-        return NULL;
     if (cr->nschemas == CLICK_READER_MAX_SCHEMAS) { /* recycle the oldest entry */
         schema_fini(&cr->schemas[0]);
         memmove(&cr->schemas[0], &cr->schemas[1],
@@ -196,6 +190,129 @@ out:
     return s;
 }
 
+/* The cached entry for id, fetched and resolved on first use. NULL (reason
+ * set) only when the registry is unavailable. */
+static cr_schema_t *schema_get(click_reader_t *cr, int32_t id, char *reason, size_t rs)
+{
+    for (int i = 0; i < cr->nschemas; i++)
+        if (cr->schemas[i].id == id)
+            return &cr->schemas[i];
+    char *text = NULL;
+    int rc = fetch_schema(cr, id, &text, reason, rs);
+    if (rc == CLICK_EUNAVAILABLE)
+        return NULL;
+    return schema_add(cr, id, rc, text);
+}
+
+void click_reader__put_schema(click_reader_t *cr, int32_t id, const char *schema_json)
+{
+    char *text = strdup(schema_json);
+    if (text)
+        schema_add(cr, id, CLICK_OK, text);
+}
+
+/* ---- the datum walk before avro-c ----------------------------------------------
+ * avro-c allocates a string's declared length before it reads it (a ten-byte
+ * record can ask for a terabyte: fuzz_click_reader) and leaks on some error
+ * paths, and a record on the clicks topic is any producer's bytes. So each
+ * datum is first walked against the writer schema with every length checked
+ * against the bytes that remain, and only one that is well-formed and fills
+ * the frame exactly reaches avro-c. registry/sr_avro.c walks datums the same
+ * way; jobs may not include registry/ (docs/ARCHITECTURE.md, layers), hence
+ * this copy. */
+#define CR_MAX_DEPTH 64
+
+typedef struct walk {
+    const uint8_t *p, *end;
+    long budget; /* items visited: bounds the work a hostile datum can cause */
+} walk_t;
+
+static bool w_long(walk_t *r, int64_t *out)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 10; i++) {
+        if (r->p >= r->end)
+            return false;
+        uint8_t b = *r->p++;
+        u |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int64_t)((u >> 1) ^ -(u & 1));
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool w_skip(walk_t *r, int64_t n)
+{
+    if (n < 0 || n > r->end - r->p)
+        return false;
+    r->p += n;
+    return true;
+}
+
+static bool w_datum(walk_t *r, avro_schema_t s, int depth)
+{
+    int64_t n;
+    if (depth > CR_MAX_DEPTH || --r->budget < 0)
+        return false;
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return true;
+    case AVRO_BOOLEAN:
+        return r->p < r->end && *r->p++ <= 1;
+    case AVRO_INT32:
+        return w_long(r, &n) && n >= INT32_MIN && n <= INT32_MAX;
+    case AVRO_INT64:
+        return w_long(r, &n);
+    case AVRO_FLOAT:
+        return w_skip(r, 4);
+    case AVRO_DOUBLE:
+        return w_skip(r, 8);
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return w_long(r, &n) && w_skip(r, n);
+    case AVRO_FIXED:
+        return w_skip(r, avro_schema_fixed_size(s));
+    case AVRO_ENUM:
+        return w_long(r, &n) && n >= 0 && n < (int64_t)avro_schema_enum_number_of_symbols(s);
+    case AVRO_UNION:
+        return w_long(r, &n) && n >= 0 && n < (int64_t)avro_schema_union_size(s) &&
+               w_datum(r, avro_schema_union_branch(s, (int)n), depth + 1);
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            if (!w_datum(r, avro_schema_record_field_get_by_index(s, (int)i), depth + 1))
+                return false;
+        return true;
+    case AVRO_ARRAY:
+    case AVRO_MAP:
+        for (;;) { /* blocks: count (negative: then a byte size), items; 0 ends */
+            if (!w_long(r, &n))
+                return false;
+            if (n == 0)
+                return true;
+            if (n < 0) {
+                int64_t bytes;
+                if (n == INT64_MIN || !w_long(r, &bytes) || bytes < 0)
+                    return false;
+                n = -n;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                if (avro_typeof(s) == AVRO_MAP) {
+                    int64_t klen;
+                    if (!w_long(r, &klen) || !w_skip(r, klen) ||
+                        !w_datum(r, avro_schema_map_values(s), depth + 1))
+                        return false;
+                } else if (!w_datum(r, avro_schema_array_items(s), depth + 1)) {
+                    return false;
+                }
+            }
+        }
+    default:
+        return false;
+    }
+}
+
 /* An optional (["null", T]) field: false when null or absent. */
 static bool opt_field(avro_value_t *rec, const char *name, avro_value_t *out)
 {
@@ -225,6 +342,12 @@ int click_reader_decode(click_reader_t *cr, const void *msg, size_t len, click_t
         return CLICK_EUNAVAILABLE;
     if (s->bad) {
         snprintf(reason, rs, "%s", s->reason);
+        return CLICK_EBAD;
+    }
+    walk_t wk = {v + 5, v + len, (long)(len - 5) * 2 + 64};
+    if (!w_datum(&wk, s->writer, 0) || wk.p != wk.end) {
+        snprintf(reason, rs, "datum does not match schema id %d (truncated, malformed or "
+                             "trailing bytes)", (int)id);
         return CLICK_EBAD;
     }
     avro_reader_memory_set_source(cr->mem, (const char *)v + 5, (int64_t)(len - 5));

@@ -59,4 +59,8 @@ void click_reader_free(click_reader_t *cr);
 int click_reader_decode(click_reader_t *cr, const void *msg, size_t len, click_t *out,
                         char *reason, size_t reason_size);
 
+/* Caches schema_json as the registry's answer for id, as a first fetch would
+ * (no HTTP). Exists for tests and fuzzing (fuzz/fuzz_click_reader.c). */
+void click_reader__put_schema(click_reader_t *cr, int32_t id, const char *schema_json);
+
 #endif
