@@ -346,8 +346,8 @@ int click_reader_decode(click_reader_t *cr, const void *msg, size_t len, click_t
     }
     walk_t wk = {v + 5, v + len, (long)(len - 5) * 2 + 64};
     if (!w_datum(&wk, s->writer, 0) || wk.p != wk.end) {
-        snprintf(reason, rs, "datum does not match schema id %d (truncated, malformed or "
-                             "trailing bytes)", (int)id);
+        snprintf(reason, rs, "datum does not decode with schema id %d: truncated, malformed "
+                             "or trailing bytes", (int)id);
         return CLICK_EBAD;
     }
     avro_reader_memory_set_source(cr->mem, (const char *)v + 5, (int64_t)(len - 5));
