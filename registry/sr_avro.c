@@ -9,6 +9,7 @@
 
 #include "core/core_alloc.h"
 #include "core/core_err.h"
+#include "registry/sr_compat.h"
 
 #define SR_AVRO_MAX_DEPTH 64
 
@@ -20,6 +21,15 @@ struct sr_avro {
 
 int sr_avro_new(const char *schema_json, sr_avro_t **out, char *errstr, size_t errsz)
 {
+    /* The text comes from a registry (any `_schemas` record) or a file: run
+     * the registry's own checks first, which refuse what avro-c would accept
+     * only after leaking (a name defined twice: fuzz_avro_reader). */
+    char *canon, why[512];
+    if (sr_schema_canonical(schema_json, strlen(schema_json), &canon, why, sizeof why))
+        return core_errf(CORE_ERR_MALFORMED, errstr, errsz, "%s%s",
+                         strncmp(why, "invalid Avro schema", 19) ? "invalid Avro schema: " : "",
+                         why);
+    free(canon);
     avro_schema_t s;
     if (avro_schema_from_json_length(schema_json, strlen(schema_json), &s))
         return core_errf(CORE_ERR_MALFORMED, errstr, errsz, "invalid Avro schema: %s",

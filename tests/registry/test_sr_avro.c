@@ -116,6 +116,25 @@ static void test_frames_with_unknown_magic_short_header_or_trailing_bytes_are_re
     sr_avro_free(c);
 }
 
+/* A schema text from a registry answer gets the registry's own checks before
+ * avro-c: avro-c refused a name defined twice only after leaking
+ * (fuzz_avro_reader). */
+static void test_reader_schema_is_checked_before_avro_c(void **state)
+{
+    (void)state;
+    sr_avro_t *c = NULL;
+    char err[256];
+    const char *twice = "{\"type\":\"record\",\"name\":\"Click\",\"fields\":[{\"name\":\"e\","
+                        "\"type\":{\"type\":\"enum\",\"name\":\"Click\",\"symbols\":[\"A\"]}}]}";
+    assert_int_equal(sr_avro_new(twice, &c, err, sizeof err), CORE_ERR_MALFORMED);
+    assert_null(c);
+    assert_non_null(strstr(err, "invalid Avro schema: name 'Click' is defined twice"));
+    assert_int_equal(sr_avro_new("{\"type\":", &c, err, sizeof err), CORE_ERR_MALFORMED);
+    assert_non_null(strstr(err, "invalid Avro schema: invalid JSON"));
+    assert_int_equal(sr_avro_new("\"string\"", &c, err, sizeof err), CORE_OK);
+    sr_avro_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_missing_fields_take_defaults_and_union_accepts_both_forms),
         cmocka_unit_test(test_bad_input_names_the_field_and_writes_nothing),
         cmocka_unit_test(test_frames_with_unknown_magic_short_header_or_trailing_bytes_are_refused),
+        cmocka_unit_test(test_reader_schema_is_checked_before_avro_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
