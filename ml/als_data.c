@@ -130,9 +130,9 @@ void als_obs_add_ids(als_obs_t *o, int32_t u, int32_t i, float value, int64_t ti
 }
 
 int als_obs_add(als_obs_t *o, const char *user, size_t ulen, const char *item, size_t ilen,
-                float value, int64_t time_ms)
+                double value, int64_t time_ms)
 {
-    if (!isfinite(value))
+    if (!(fabs(value) <= ALS_MAX_ABS_VALUE)) /* NaN fails too */
         return CORE_ERR_INVAL;
     int32_t u = als_idmap_intern(&o->users, user, ulen);
     if (u < 0)
@@ -140,7 +140,7 @@ int als_obs_add(als_obs_t *o, const char *user, size_t ulen, const char *item, s
     int32_t i = als_idmap_intern(&o->items, item, ilen);
     if (i < 0)
         return CORE_ERR_INVAL;
-    als_obs_add_ids(o, u, i, value, time_ms);
+    als_obs_add_ids(o, u, i, (float)value, time_ms);
     return CORE_OK;
 }
 
@@ -270,16 +270,17 @@ int als_load_movielens(als_obs_t *o, const char *path, char *errstr, size_t errs
         }
         char *end;
         double r = strtod(fields[2], &end);
-        if (end == fields[2] || *end || !isfinite(r)) {
-            err = core_errf(CORE_ERR_MALFORMED, errstr, errstr_size, "%s:%ld: bad rating '%s'",
-                            path, lineno, fields[2]);
+        if (end == fields[2] || *end || !(fabs(r) <= ALS_MAX_ABS_VALUE)) {
+            err = core_errf(CORE_ERR_MALFORMED, errstr, errstr_size,
+                            "%s:%ld: bad rating '%s' (a number, |rating| <= %g)", path, lineno,
+                            fields[2], ALS_MAX_ABS_VALUE);
             break;
         }
         int64_t t = 0;
         if (nf >= 4)
             t = strtoll(fields[3], NULL, 10) * 1000;
-        if (als_obs_add(o, fields[0], strlen(fields[0]), fields[1], strlen(fields[1]), (float)r,
-                        t) != CORE_OK) {
+        if (als_obs_add(o, fields[0], strlen(fields[0]), fields[1], strlen(fields[1]), r, t) !=
+            CORE_OK) {
             err = core_errf(CORE_ERR_MALFORMED, errstr, errstr_size, "%s:%ld: bad id", path,
                             lineno);
             break;

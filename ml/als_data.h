@@ -70,10 +70,15 @@ typedef struct als_obs {
 
 void als_obs_init(als_obs_t *o);
 void als_obs_fini(als_obs_t *o);
+/* Largest |rating| or event weight training takes. ALS squares values and
+ * sums them per row in float; a value near float's limit would overflow
+ * there (and past it, converting the double to float is undefined), and far
+ * below that one event still outweighs a user's whole history. */
+#define ALS_MAX_ABS_VALUE 1e6
 /* Appends one observation; returns 0 or CORE_ERR_INVAL (id too long, too
- * many ids, non-finite value). */
+ * many ids, a value that is not finite or past ±ALS_MAX_ABS_VALUE). */
 int als_obs_add(als_obs_t *o, const char *user, size_t ulen, const char *item, size_t ilen,
-                float value, int64_t time_ms);
+                double value, int64_t time_ms);
 /* Appends with already-interned dense ids (used by the split helpers). */
 void als_obs_add_ids(als_obs_t *o, int32_t u, int32_t i, float value, int64_t time_ms);
 

@@ -195,13 +195,13 @@ int als_engine_parse(const char *text, size_t len, als_engine_t *e, char *errstr
                 snprintf(ev->name, sizeof(ev->name), "%s", key);
                 if (json_is_null(w)) {
                     ev->use_rating = true;
-                } else if (json_is_number(w) && isfinite(json_number_value(w))) {
+                } else if (json_is_number(w) && fabs(json_number_value(w)) <= ALS_MAX_ABS_VALUE) {
                     ev->weight = json_number_value(w);
                 } else {
                     err = core_errf(CORE_ERR_INVAL, errstr, errstr_size,
-                                    "engine.json: eventWeights.%s must be a number or null "
-                                    "(null = properties.rating)",
-                                    key);
+                                    "engine.json: eventWeights.%s must be a number (|w| <= %g) "
+                                    "or null (null = properties.rating)",
+                                    key, ALS_MAX_ABS_VALUE);
                     goto out;
                 }
                 e->nevents++;

@@ -47,9 +47,10 @@ static int on_event(const store_event_t *ev, void *opaque)
         v = json_number_value(r);
         json_decref(props);
     }
-    if (!isfinite(v) || als_obs_add(c->obs, ev->entity_id, strlen(ev->entity_id),
-                                    ev->target_entity_id, strlen(ev->target_entity_id), (float)v,
-                                    ev->event_time_ms) != CORE_OK)
+    /* a rating past ±ALS_MAX_ABS_VALUE is skipped and counted like any
+     * other event training cannot use */
+    if (als_obs_add(c->obs, ev->entity_id, strlen(ev->entity_id), ev->target_entity_id,
+                    strlen(ev->target_entity_id), v, ev->event_time_ms) != CORE_OK)
         c->st->skipped++;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1331,6 +1332,43 @@ static void test_engine_json_reads_pio_shape_and_rejects_unknown_params(void **s
     for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
         if (als_engine_parse(bad[j], strlen(bad[j]), &e, err, sizeof(err)) == 0)
             fail_msg("accepted: %s", bad[j]);
+    /* event weights: within ±ALS_MAX_ABS_VALUE, or null for the rating */
+    const char *w_ok = "{\"datasource\":{\"params\":{\"eventWeights\":{\"buy\":-1e6,\"rate\":null}}}}";
+    assert_int_equal(als_engine_parse(w_ok, strlen(w_ok), &e, err, sizeof(err)), 0);
+    const char *w_big = "{\"datasource\":{\"params\":{\"eventWeights\":{\"buy\":1e300}}}}";
+    assert_int_not_equal(als_engine_parse(w_big, strlen(w_big), &e, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "eventWeights.buy"));
+}
+
+/* Ratings past ±ALS_MAX_ABS_VALUE (or past float's range, where converting
+ * them would be undefined) are refused, from events and from rating files. */
+static void test_ratings_out_of_range_are_refused(void **state)
+{
+    (void)state;
+    als_obs_t o;
+    als_obs_init(&o);
+    assert_int_equal(als_obs_add(&o, "u", 1, "a", 1, ALS_MAX_ABS_VALUE, 1), 0);
+    assert_int_equal(als_obs_add(&o, "u", 1, "b", 1, -ALS_MAX_ABS_VALUE, 1), 0);
+    const double bad[] = {ALS_MAX_ABS_VALUE * 1.0000001, -2e6, 3.5e38, 1e300, -1e300,
+                          INFINITY, NAN};
+    for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+        if (als_obs_add(&o, "u", 1, "c", 1, bad[j], 1) != CORE_ERR_INVAL)
+            fail_msg("accepted %g", bad[j]);
+    assert_int_equal((int)o.n, 2);
+    als_obs_fini(&o);
+
+    char path[] = "/tmp/eddy-test-ratings-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *txt = "u1\ta\t4\t100\nu2\tb\t1e39\t200\n";
+    assert_int_equal(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
+    close(fd);
+    char err[256];
+    als_obs_init(&o);
+    assert_int_not_equal(als_load_movielens(&o, path, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, ":2: bad rating '1e39'"));
+    als_obs_fini(&o);
+    unlink(path);
 }
 
 int main(void)
@@ -1373,6 +1411,7 @@ int main(void)
         cmocka_unit_test(test_model_decode_rejects_bad_structure_under_a_valid_crc),
         cmocka_unit_test(test_gate_promotes_only_when_not_worse_than_tolerance),
         cmocka_unit_test(test_engine_json_reads_pio_shape_and_rejects_unknown_params),
+        cmocka_unit_test(test_ratings_out_of_range_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
