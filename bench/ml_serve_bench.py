@@ -27,6 +27,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,8 @@ def main():
     ap.add_argument("--layout", choices=["all", "both", "shared", "single", "pinned"], default="all",
                     help="both = shared and pinned")
     a = ap.parse_args()
+    # a SIGTERM unwinds through the finally below, so servers are not left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     tmp = tempfile.mkdtemp(prefix="eddy-serve-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user
     procs = []
